@@ -1,0 +1,43 @@
+"""Frozen configuration with explicit limits. Environment variables are read in `nodes/` only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from broker.crypto import DEFAULT_CHUNK_SIZE
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+
+
+@dataclass(frozen=True)
+class EnvelopeLimits:
+    """What a node accepts in one envelope. The replay window covers the longest TTL."""
+
+    max_envelope_bytes: int = 1 << 20          # header + signature + sealed body
+    max_payload_bytes: int = 512 << 10
+    max_attachments: int = 64
+    max_attachment_bytes: int = 64 << 30
+    max_chunk_size: int = 4 << 20
+    clock_skew_ms: int = 5 * MINUTE_MS
+    max_ttl_ms: int = 7 * DAY_MS
+    default_ttl_ms: int = 2 * DAY_MS
+
+    @property
+    def replay_window_ms(self) -> int:
+        """Dedup entries are kept this long; anything older is refused as stale."""
+        return self.max_ttl_ms + self.clock_skew_ms
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """Retries with exponential backoff and full jitter until a receipt or expiry."""
+
+    initial_backoff_ms: int = 500
+    max_backoff_ms: int = 5 * MINUTE_MS
+    multiplier: float = 2.0
+    call_timeout_s: float = 60.0
+    stream_timeout_s_per_mib: float = 2.0
+    max_in_flight: int = 32
+    chunk_size: int = DEFAULT_CHUNK_SIZE

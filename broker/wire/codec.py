@@ -1,0 +1,210 @@
+"""Strict encoding and decoding of the signed wire formats.
+
+Decoding is strict because signatures cover exact bytes and protobuf is not canonical:
+a signed message must carry no unknown fields (parser differentials) and must be the
+canonical encoding of what it parses to (no duplicate fields, no reordering). Parse
+errors become `MalformedMessage`; generated types never leave this module.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from broker.errors import MalformedMessage
+from broker.model import (
+    AttachmentEntry,
+    AttachmentKey,
+    Body,
+    EnvelopeHeader,
+    MessageId,
+    Receipt,
+    ReceiptBody,
+    ReceiptStatus,
+    SealedEnvelope,
+)
+from broker.wire.gen.rogatory.v1 import envelope_pb2 as pb
+
+M = TypeVar("M", bound=Message)
+
+
+def _parse_strict(cls: type[M], data: bytes, what: str) -> M:
+    try:
+        msg = cls.FromString(data)
+    except DecodeError as e:
+        raise MalformedMessage(f"{what} is not a valid protobuf message") from e
+    _reject_unknown(msg, what)
+    if msg.SerializeToString(deterministic=True) != data:
+        raise MalformedMessage(f"{what} is not canonically encoded", code="NON_CANONICAL")
+    return msg
+
+
+def _reject_unknown(msg: Message, what: str) -> None:
+    if len(UnknownFieldSet(msg)):
+        raise MalformedMessage(f"{what} carries unknown fields", code="UNKNOWN_FIELDS")
+    for desc, value in msg.ListFields():
+        if desc.message_type is None:
+            continue
+        items = value if desc.label == desc.LABEL_REPEATED else [value]
+        for item in items:
+            _reject_unknown(item, what)
+
+
+def _encode(msg: Message) -> bytes:
+    return msg.SerializeToString(deterministic=True)
+
+
+# -- envelope -------------------------------------------------------------------------
+
+def encode_header(h: EnvelopeHeader) -> bytes:
+    msg = pb.EnvelopeHeader(
+        version=h.version,
+        suite=h.suite,
+        envelope_id=h.envelope_id.raw,
+        sender=h.sender,
+        recipient=h.recipient,
+        sender_key_id=h.sender_key_id,
+        recipient_key_id=h.recipient_key_id,
+        message_type=h.message_type,
+        template_id=h.template_id,
+        template_version=h.template_version,
+        created_at_ms=h.created_at_ms,
+        expires_at_ms=h.expires_at_ms,
+        body_sha256=h.body_sha256,
+        body_size=h.body_size,
+        attachments=[
+            pb.AttachmentEntry(index=a.index, size=a.size, sha256=a.sha256,
+                               chunk_size=a.chunk_size, media_type=a.media_type)
+            for a in h.attachments
+        ],
+        trust_list_version=h.trust_list_version,
+        in_reply_to=h.in_reply_to.raw if h.in_reply_to else b"",
+    )
+    return _encode(msg)
+
+
+def decode_header(data: bytes) -> EnvelopeHeader:
+    m = _parse_strict(pb.EnvelopeHeader, data, "envelope header")
+    return EnvelopeHeader(
+        version=m.version,
+        suite=m.suite,
+        envelope_id=MessageId(m.envelope_id),
+        sender=m.sender,
+        recipient=m.recipient,
+        sender_key_id=m.sender_key_id,
+        recipient_key_id=m.recipient_key_id,
+        message_type=m.message_type,
+        template_id=m.template_id,
+        template_version=m.template_version,
+        created_at_ms=m.created_at_ms,
+        expires_at_ms=m.expires_at_ms,
+        body_sha256=m.body_sha256,
+        body_size=m.body_size,
+        attachments=tuple(
+            AttachmentEntry(index=a.index, size=a.size, sha256=a.sha256,
+                            chunk_size=a.chunk_size, media_type=a.media_type)
+            for a in m.attachments
+        ),
+        trust_list_version=m.trust_list_version,
+        in_reply_to=MessageId(m.in_reply_to) if m.in_reply_to else None,
+    )
+
+
+def encode_body(b: Body) -> bytes:
+    return _encode(pb.Body(
+        sender=b.sender,
+        recipient=b.recipient,
+        envelope_id=b.envelope_id.raw,
+        payload=b.payload,
+        payload_media_type=b.payload_media_type,
+        attachment_keys=[pb.AttachmentKey(index=k.index, key=k.key, filename=k.filename)
+                         for k in b.attachment_keys],
+    ))
+
+
+def decode_body(data: bytes) -> Body:
+    m = _parse_strict(pb.Body, data, "envelope body")
+    return Body(
+        sender=m.sender,
+        recipient=m.recipient,
+        envelope_id=MessageId(m.envelope_id),
+        payload=m.payload,
+        payload_media_type=m.payload_media_type,
+        attachment_keys=tuple(AttachmentKey(index=k.index, key=k.key, filename=k.filename)
+                              for k in m.attachment_keys),
+    )
+
+
+def encode_envelope(env: SealedEnvelope) -> bytes:
+    return _encode(to_envelope_pb(env))
+
+
+def to_envelope_pb(env: SealedEnvelope) -> pb.Envelope:
+    return pb.Envelope(header=env.header, signature=env.signature, sealed_body=env.sealed_body)
+
+
+def from_envelope_pb(m: pb.Envelope) -> SealedEnvelope:
+    _reject_unknown(m, "envelope")
+    return SealedEnvelope(header=m.header, signature=m.signature, sealed_body=m.sealed_body)
+
+
+def decode_envelope(data: bytes) -> SealedEnvelope:
+    m = _parse_strict(pb.Envelope, data, "envelope")
+    return from_envelope_pb(m)
+
+
+# -- receipt --------------------------------------------------------------------------
+
+def encode_receipt_body(r: ReceiptBody) -> bytes:
+    return _encode(pb.ReceiptBody(
+        version=r.version,
+        envelope_id=r.envelope_id.raw,
+        receiver=r.receiver,
+        sender=r.sender,
+        receiver_key_id=r.receiver_key_id,
+        header_sha256=r.header_sha256,
+        body_sha256=r.body_sha256,
+        attachment_sha256=list(r.attachment_sha256),
+        received_at_ms=r.received_at_ms,
+        status=int(r.status),  # type: ignore[arg-type]
+        trust_list_version=r.trust_list_version,
+    ))
+
+
+def decode_receipt_body(data: bytes) -> ReceiptBody:
+    m = _parse_strict(pb.ReceiptBody, data, "receipt")
+    try:
+        status = ReceiptStatus(m.status)
+    except ValueError as e:
+        raise MalformedMessage("receipt has an unknown status") from e
+    return ReceiptBody(
+        version=m.version,
+        envelope_id=MessageId(m.envelope_id),
+        receiver=m.receiver,
+        sender=m.sender,
+        receiver_key_id=m.receiver_key_id,
+        header_sha256=m.header_sha256,
+        body_sha256=m.body_sha256,
+        attachment_sha256=tuple(m.attachment_sha256),
+        received_at_ms=m.received_at_ms,
+        status=status,
+        trust_list_version=m.trust_list_version,
+    )
+
+
+def to_receipt_pb(r: Receipt) -> pb.Receipt:
+    return pb.Receipt(body=r.body, signature=r.signature)
+
+
+def from_receipt_pb(m: pb.Receipt) -> Receipt:
+    return Receipt(body=m.body, signature=m.signature)
+
+
+def encode_receipt(r: Receipt) -> bytes:
+    return _encode(to_receipt_pb(r))
+
+
+def decode_receipt(data: bytes) -> Receipt:
+    return from_receipt_pb(_parse_strict(pb.Receipt, data, "receipt"))
