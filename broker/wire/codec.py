@@ -25,6 +25,8 @@ from broker.model import (
     ReceiptStatus,
     SealedEnvelope,
 )
+from broker.audit.events import AuditEvent
+from broker.wire.gen.rogatory.v1 import audit_pb2
 from broker.wire.gen.rogatory.v1 import envelope_pb2 as pb
 
 M = TypeVar("M", bound=Message)
@@ -208,3 +210,44 @@ def encode_receipt(r: Receipt) -> bytes:
 
 def decode_receipt(data: bytes) -> Receipt:
     return from_receipt_pb(_parse_strict(pb.Receipt, data, "receipt"))
+
+
+# -- audit ----------------------------------------------------------------------------
+
+def encode_audit_record(
+    event: AuditEvent, *, node_id: str, sequence: int, time_ms: int, prev_hash: bytes
+) -> bytes:
+    """The exact bytes of one audit record; the chain hashes these bytes."""
+    return _encode(audit_pb2.AuditRecord(
+        node_id=node_id,
+        sequence=sequence,
+        time_ms=time_ms,
+        actor=event.actor,
+        event_type=str(event.event_type),
+        envelope_id=event.envelope_id.raw if event.envelope_id else b"",
+        peer=event.peer,
+        message_type=event.message_type,
+        template_id=event.template_id,
+        template_version=event.template_version,
+        header_sha256=event.header_sha256,
+        body_sha256=event.body_sha256,
+        reason=event.reason,
+        policy_decision_ids=list(event.policy_decision_ids),
+        citations=list(event.citations),
+        prev_hash=prev_hash,
+        attachment_sha256=list(event.attachment_sha256),
+    ))
+
+
+def decode_audit_record(data: bytes) -> dict[str, object]:
+    """A plain view of one audit record (for reports and the verifier)."""
+    m = _parse_strict(audit_pb2.AuditRecord, data, "audit record")
+    return {
+        "node_id": m.node_id, "sequence": m.sequence, "time_ms": m.time_ms, "actor": m.actor,
+        "event_type": m.event_type, "envelope_id": m.envelope_id.hex(), "peer": m.peer,
+        "message_type": m.message_type, "template_id": m.template_id,
+        "template_version": m.template_version, "header_sha256": m.header_sha256.hex(),
+        "body_sha256": m.body_sha256.hex(), "reason": m.reason,
+        "prev_hash": m.prev_hash.hex(),
+        "attachment_sha256": [h.hex() for h in m.attachment_sha256],
+    }

@@ -1,0 +1,83 @@
+"""Attachment files beside the database: written to a temporary name, renamed on commit.
+
+A blob holds an attachment's STREAM ciphertext exactly as sealed (it is encrypted at
+rest; its key is stored wrapped under the node's storage key). Nothing under `tmp/`
+is ever visible as stored data; orphans are removed at start.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class BlobWriter:
+    """An open temporary blob. `discard()` on any failure; the store renames on commit."""
+
+    def __init__(self, path: Path) -> None:
+        self.tmp_path = path
+        self._fh = open(path, "wb")  # noqa: SIM115 - closed in close()/discard()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._fh.write(data)
+        self.size += len(data)
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+
+    def discard(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+        self.tmp_path.unlink(missing_ok=True)
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def new_writer(self) -> BlobWriter:
+        return BlobWriter(self.tmp / f"{secrets.token_hex(12)}.part")
+
+    def final_path(self, direction: str, envelope_id: bytes, index: int) -> Path:
+        return self.root / direction / envelope_id.hex() / f"{index}.bin"
+
+    def place(self, writer: BlobWriter, direction: str, envelope_id: bytes, index: int) -> str:
+        """Move a closed temporary blob to its final name; returns the relative path."""
+        final = self.final_path(direction, envelope_id, index)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(writer.tmp_path, final)
+        return str(final.relative_to(self.root))
+
+    def remove(self, relative: str) -> None:
+        (self.root / relative).unlink(missing_ok=True)
+
+    def read_chunks(self, relative: str, sizes: Iterator[int]) -> Iterator[bytes]:
+        """Yield consecutive pieces of the given sizes from a stored blob."""
+        with open(self.root / relative, "rb") as fh:
+            for n in sizes:
+                piece = fh.read(n)
+                if len(piece) != n:
+                    return
+                yield piece
+
+    def clean_tmp(self) -> int:
+        count = 0
+        for p in self.tmp.glob("*.part"):
+            p.unlink(missing_ok=True)
+            count += 1
+        return count
+
+    def all_relative(self) -> Iterator[str]:
+        for direction in ("in", "out"):
+            base = self.root / direction
+            if base.exists():
+                for p in base.rglob("*.bin"):
+                    yield str(p.relative_to(self.root))

@@ -1,0 +1,408 @@
+"""The node store on SQLite in WAL mode, with synchronous=FULL.
+
+One connection, used from one dedicated thread, so the event loop never blocks on a
+commit. Every state change commits together with its audit record (the journal is a
+hash chain in the same database), and an outgoing message commits together with its
+outbox entry (transactional outbox). Incoming messages are keyed by envelope id, so a
+re-delivery cannot create a second entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from broker.audit import AuditEvent
+from broker.crypto import sha256
+from broker.errors import NotFound, ReplayDetected
+from broker.model import MessageId
+from broker.wire import codec
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+  direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+  envelope_id BLOB NOT NULL,
+  peer TEXT NOT NULL,
+  message_type TEXT NOT NULL,
+  template_id TEXT NOT NULL,
+  template_version TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  header BLOB NOT NULL,
+  signature BLOB NOT NULL,
+  header_sha256 BLOB NOT NULL,
+  payload BLOB NOT NULL,
+  status TEXT NOT NULL,
+  stored_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (direction, envelope_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attachments (
+  direction TEXT NOT NULL,
+  envelope_id BLOB NOT NULL,
+  idx INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  sha256 BLOB NOT NULL,
+  chunk_size INTEGER NOT NULL,
+  media_type TEXT NOT NULL,
+  filename BLOB NOT NULL,
+  wrapped_key BLOB NOT NULL,
+  path TEXT NOT NULL,
+  PRIMARY KEY (direction, envelope_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+  envelope_id BLOB PRIMARY KEY,
+  recipient TEXT NOT NULL,
+  envelope BLOB NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'refused', 'expired')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  last_error TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_ms);
+CREATE TABLE IF NOT EXISTS receipts (
+  direction TEXT NOT NULL,
+  envelope_id BLOB NOT NULL,
+  receipt BLOB NOT NULL,
+  status TEXT NOT NULL,
+  received_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (direction, envelope_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY,
+  record BLOB NOT NULL,
+  record_hash BLOB NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class StoredAttachment:
+    index: int
+    size: int
+    sha256: bytes
+    chunk_size: int
+    media_type: str
+    filename: bytes        # sealed at rest
+    wrapped_key: bytes     # sealed at rest
+    path: str
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    direction: str
+    envelope_id: MessageId
+    peer: str
+    message_type: str
+    template_id: str
+    template_version: str
+    created_at_ms: int
+    expires_at_ms: int
+    header: bytes
+    signature: bytes
+    header_sha256: bytes
+    payload: bytes         # sealed at rest
+    status: str
+    stored_at_ms: int
+    attachments: tuple[StoredAttachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    envelope_id: MessageId
+    recipient: str
+    envelope: bytes
+    attempts: int
+    expires_at_ms: int
+
+
+class NodeStore:
+    """The node's durable state. Public methods are async and run on the store thread."""
+
+    def __init__(self, path: Path, *, node_id: str, clock: Callable[[], int]) -> None:
+        self._path = path
+        self._node_id = node_id
+        self._clock = clock
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._db: sqlite3.Connection | None = None
+        self._last_hash = b""
+        self._last_seq = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(SCHEMA)
+        row = db.execute("SELECT seq, record_hash FROM audit ORDER BY seq DESC LIMIT 1"
+                         ).fetchone()
+        if row:
+            self._last_seq, self._last_hash = int(row[0]), bytes(row[1])
+        self._db = db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    def _tx(self, fn: Callable[[sqlite3.Connection], T], events: Sequence[AuditEvent]) -> T:
+        """Run `fn` and append `events` to the journal in one transaction."""
+        db = self.db
+        seq, last = self._last_seq, self._last_hash
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(db)
+            for event in events:
+                seq += 1
+                record = codec.encode_audit_record(event, node_id=self._node_id, sequence=seq,
+                                                   time_ms=self._clock(), prev_hash=last)
+                last = sha256(record)
+                db.execute("INSERT INTO audit (seq, record, record_hash) VALUES (?, ?, ?)",
+                           (seq, record, last))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._last_seq, self._last_hash = seq, last
+        return result
+
+    # -- audit --------------------------------------------------------------------------
+
+    async def audit(self, *events: AuditEvent) -> None:
+        """Append events with no other state change (e.g. a rejection)."""
+        await self._run(self._tx, lambda db: None, events)
+
+    async def audit_records(self, after_seq: int = 0, limit: int = 1000) -> list[bytes]:
+        def q() -> list[bytes]:
+            rows = self.db.execute("SELECT record FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",
+                                   (after_seq, limit)).fetchall()
+            return [bytes(r[0]) for r in rows]
+        return await self._run(q)
+
+    # -- meta ---------------------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        def q() -> str | None:
+            row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return None if row is None else str(row[0])
+        return await self._run(q)
+
+    async def set_meta(self, key: str, value: str, *events: AuditEvent) -> None:
+        def w(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
+                       "DO UPDATE SET value = excluded.value", (key, value))
+        await self._run(self._tx, w, events)
+
+    # -- messages -----------------------------------------------------------------------
+
+    async def record_outgoing(self, msg: StoredMessage, envelope: bytes,
+                              event: AuditEvent) -> None:
+        """Store an outgoing message and its outbox entry in one transaction."""
+        def w(db: sqlite3.Connection) -> None:
+            self._insert_message(db, msg)
+            db.execute(
+                "INSERT INTO outbox (envelope_id, recipient, envelope, state, attempts, "
+                "next_attempt_ms, expires_at_ms) VALUES (?, ?, ?, 'pending', 0, ?, ?)",
+                (msg.envelope_id.raw, msg.peer, envelope, msg.stored_at_ms, msg.expires_at_ms))
+        await self._run(self._tx, w, [event])
+
+    async def record_incoming(self, msg: StoredMessage, receipt: bytes, receipt_status: str,
+                              event: AuditEvent) -> None:
+        """Store an accepted incoming message with the receipt we issued for it."""
+        def w(db: sqlite3.Connection) -> None:
+            existing = db.execute("SELECT 1 FROM messages WHERE direction = 'in' AND "
+                                  "envelope_id = ?", (msg.envelope_id.raw,)).fetchone()
+            if existing:
+                raise ReplayDetected("envelope id already stored")
+            self._insert_message(db, msg)
+            db.execute("INSERT INTO receipts (direction, envelope_id, receipt, status, "
+                       "received_at_ms) VALUES ('in', ?, ?, ?, ?)",
+                       (msg.envelope_id.raw, receipt, receipt_status, msg.stored_at_ms))
+        await self._run(self._tx, w, [event])
+
+    @staticmethod
+    def _insert_message(db: sqlite3.Connection, m: StoredMessage) -> None:
+        db.execute(
+            "INSERT INTO messages (direction, envelope_id, peer, message_type, template_id, "
+            "template_version, created_at_ms, expires_at_ms, header, signature, header_sha256, "
+            "payload, status, stored_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (m.direction, m.envelope_id.raw, m.peer, m.message_type, m.template_id,
+             m.template_version, m.created_at_ms, m.expires_at_ms, m.header, m.signature,
+             m.header_sha256, m.payload, m.status, m.stored_at_ms))
+        for a in m.attachments:
+            db.execute(
+                "INSERT INTO attachments (direction, envelope_id, idx, size, sha256, chunk_size,"
+                " media_type, filename, wrapped_key, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (m.direction, m.envelope_id.raw, a.index, a.size, a.sha256, a.chunk_size,
+                 a.media_type, a.filename, a.wrapped_key, a.path))
+
+    async def find_incoming(self, envelope_id: MessageId) -> tuple[str, bytes, bytes] | None:
+        """(peer, header_sha256, receipt) of a stored incoming envelope, if any."""
+        def q() -> tuple[str, bytes, bytes] | None:
+            row = self.db.execute(
+                "SELECT m.peer, m.header_sha256, r.receipt FROM messages m JOIN receipts r "
+                "ON r.direction = m.direction AND r.envelope_id = m.envelope_id "
+                "WHERE m.direction = 'in' AND m.envelope_id = ?", (envelope_id.raw,)).fetchone()
+            return None if row is None else (str(row[0]), bytes(row[1]), bytes(row[2]))
+        return await self._run(q)
+
+    async def get_message(self, envelope_id: MessageId) -> StoredMessage:
+        """The message with this id (incoming first, then outgoing)."""
+        def q() -> StoredMessage:
+            row = self.db.execute(
+                "SELECT * FROM messages WHERE envelope_id = ? ORDER BY direction = 'out' "
+                "LIMIT 1", (envelope_id.raw,)).fetchone()
+            if row is None:
+                raise NotFound(f"no message {envelope_id}")
+            atts = self.db.execute(
+                "SELECT idx, size, sha256, chunk_size, media_type, filename, wrapped_key, path "
+                "FROM attachments WHERE direction = ? AND envelope_id = ? ORDER BY idx",
+                (row[0], envelope_id.raw)).fetchall()
+            return _message(row, tuple(StoredAttachment(
+                int(a[0]), int(a[1]), bytes(a[2]), int(a[3]), str(a[4]), bytes(a[5]),
+                bytes(a[6]), str(a[7])) for a in atts))
+        return await self._run(q)
+
+    async def list_messages(self, direction: str | None, limit: int) -> list[StoredMessage]:
+        def q() -> list[StoredMessage]:
+            sql = "SELECT * FROM messages"
+            args: tuple[Any, ...] = ()
+            if direction:
+                sql += " WHERE direction = ?"
+                args = (direction,)
+            sql += " ORDER BY stored_at_ms DESC, envelope_id LIMIT ?"
+            return [_message(r, ()) for r in self.db.execute(sql, (*args, limit)).fetchall()]
+        return await self._run(q)
+
+    async def attachment_counts(self, ids: Sequence[tuple[str, bytes]]) -> dict[bytes, int]:
+        def q() -> dict[bytes, int]:
+            out: dict[bytes, int] = {}
+            for direction, eid in ids:
+                row = self.db.execute("SELECT COUNT(*) FROM attachments WHERE direction = ? "
+                                      "AND envelope_id = ?", (direction, eid)).fetchone()
+                out[eid] = int(row[0])
+            return out
+        return await self._run(q)
+
+    async def get_receipt(self, envelope_id: MessageId) -> tuple[str, bytes, str, int]:
+        """(direction, receipt bytes, status, received_at_ms) for a message."""
+        def q() -> tuple[str, bytes, str, int]:
+            row = self.db.execute(
+                "SELECT direction, receipt, status, received_at_ms FROM receipts WHERE "
+                "envelope_id = ? ORDER BY direction = 'out' DESC LIMIT 1",
+                (envelope_id.raw,)).fetchone()
+            if row is None:
+                raise NotFound(f"no receipt for {envelope_id}")
+            return str(row[0]), bytes(row[1]), str(row[2]), int(row[3])
+        return await self._run(q)
+
+    # -- outbox -------------------------------------------------------------------------
+
+    async def due_outbox(self, now_ms: int, limit: int,
+                         exclude: Sequence[bytes] = ()) -> list[OutboxItem]:
+        def q() -> list[OutboxItem]:
+            rows = self.db.execute(
+                "SELECT envelope_id, recipient, envelope, attempts, expires_at_ms FROM outbox "
+                "WHERE state = 'pending' AND next_attempt_ms <= ? ORDER BY next_attempt_ms "
+                "LIMIT ?", (now_ms, limit + len(exclude))).fetchall()
+            skip = set(exclude)
+            return [OutboxItem(MessageId(bytes(r[0])), str(r[1]), bytes(r[2]), int(r[3]),
+                               int(r[4])) for r in rows if bytes(r[0]) not in skip][:limit]
+        return await self._run(q)
+
+    async def next_due_ms(self) -> int | None:
+        def q() -> int | None:
+            row = self.db.execute("SELECT MIN(next_attempt_ms) FROM outbox WHERE state = "
+                                  "'pending'").fetchone()
+            return None if row[0] is None else int(row[0])
+        return await self._run(q)
+
+    async def mark_delivered(self, envelope_id: MessageId, receipt: bytes, status: str,
+                             received_at_ms: int, event: AuditEvent) -> None:
+        def w(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE outbox SET state = 'delivered', attempts = attempts + 1, "
+                       "last_error = '' WHERE envelope_id = ?", (envelope_id.raw,))
+            db.execute("UPDATE messages SET status = 'delivered' WHERE direction = 'out' AND "
+                       "envelope_id = ?", (envelope_id.raw,))
+            db.execute("INSERT OR REPLACE INTO receipts (direction, envelope_id, receipt, "
+                       "status, received_at_ms) VALUES ('out', ?, ?, ?, ?)",
+                       (envelope_id.raw, receipt, status, received_at_ms))
+        await self._run(self._tx, w, [event])
+
+    async def mark_retry(self, envelope_id: MessageId, next_attempt_ms: int, error: str,
+                         event: AuditEvent) -> None:
+        def w(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?, "
+                       "last_error = ? WHERE envelope_id = ?",
+                       (next_attempt_ms, error, envelope_id.raw))
+        await self._run(self._tx, w, [event])
+
+    async def mark_failed(self, envelope_id: MessageId, state: str, error: str,
+                          event: AuditEvent) -> None:
+        """End delivery for good: 'refused' by the peer or 'expired' (dead letter)."""
+        def w(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ? "
+                       "WHERE envelope_id = ?", (state, error, envelope_id.raw))
+            db.execute("UPDATE messages SET status = ? WHERE direction = 'out' AND "
+                       "envelope_id = ?", (state, envelope_id.raw))
+        await self._run(self._tx, w, [event])
+
+    async def outbox_state(self, envelope_id: MessageId) -> tuple[str, int, str] | None:
+        def q() -> tuple[str, int, str] | None:
+            row = self.db.execute("SELECT state, attempts, last_error FROM outbox WHERE "
+                                  "envelope_id = ?", (envelope_id.raw,)).fetchone()
+            return None if row is None else (str(row[0]), int(row[1]), str(row[2]))
+        return await self._run(q)
+
+    # -- status -------------------------------------------------------------------------
+
+    async def counts(self) -> dict[str, int]:
+        def q() -> dict[str, int]:
+            db = self.db
+            return {
+                "outbox_pending": int(db.execute(
+                    "SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0]),
+                "inbox": int(db.execute(
+                    "SELECT COUNT(*) FROM messages WHERE direction = 'in'").fetchone()[0]),
+                "audit": self._last_seq,
+            }
+        return await self._run(q)
+
+    async def blob_paths(self) -> set[str]:
+        def q() -> set[str]:
+            return {str(r[0]) for r in self.db.execute("SELECT path FROM attachments")}
+        return await self._run(q)
+
+
+def _message(row: Sequence[Any], attachments: tuple[StoredAttachment, ...]) -> StoredMessage:
+    return StoredMessage(
+        direction=str(row[0]), envelope_id=MessageId(bytes(row[1])), peer=str(row[2]),
+        message_type=str(row[3]), template_id=str(row[4]), template_version=str(row[5]),
+        created_at_ms=int(row[6]), expires_at_ms=int(row[7]), header=bytes(row[8]),
+        signature=bytes(row[9]), header_sha256=bytes(row[10]), payload=bytes(row[11]),
+        status=str(row[12]), stored_at_ms=int(row[13]), attachments=attachments)
