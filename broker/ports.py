@@ -2,29 +2,68 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Protocol
 
-from broker.model import Receipt, SealedEnvelope
+from broker.audit import AuditEvent
+from broker.model import MessageId, Receipt, SealedEnvelope
+from broker.model.stored import OutboxItem, StoredMessage
 
-# Clock: services take `now_ms` from one of these; only the edge reads the real clock.
+# Services take `now_ms` from a Clock; only the edge reads the real clock.
 Clock = Callable[[], int]
 
-
-class OutgoingChunk(Protocol):
-    attachment_index: int
-    sequence: int
-    ciphertext: bytes
+# One sealed attachment chunk on the wire: (attachment index, counter, ciphertext).
+WireChunk = tuple[int, int, bytes]
 
 
 class Transport(Protocol):
     """Delivers one envelope and its sealed chunks to a peer node; returns its receipt."""
 
-    async def deliver(
-        self,
-        recipient: str,
-        envelope: SealedEnvelope,
-        chunks: Callable[[], AsyncIterator[tuple[int, int, bytes]]],
-        *,
-        timeout_s: float,
-    ) -> Receipt: ...
+    async def deliver(self, recipient: str, envelope: SealedEnvelope,
+                      chunks: AsyncIterator[WireChunk], *, timeout_s: float) -> Receipt: ...
+
+
+class BlobSink(Protocol):
+    """A temporary blob being written; discarded unless placed."""
+
+    size: int
+
+    def write(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+    def discard(self) -> None: ...
+
+
+class Blobs(Protocol):
+    root: Path
+
+    def new_writer(self) -> BlobSink: ...
+    def place(self, writer: BlobSink, direction: str, envelope_id: bytes, index: int) -> str: ...
+    def remove(self, relative: str) -> None: ...
+    def read_chunks(self, relative: str, sizes: Iterator[int]) -> Iterator[bytes]: ...
+
+
+class Store(Protocol):
+    """The node's durable state; every write appends its audit events atomically."""
+
+    async def audit(self, *events: AuditEvent) -> None: ...
+    async def record_outgoing(self, msg: StoredMessage, envelope: bytes,
+                              event: AuditEvent) -> None: ...
+    async def record_incoming(self, msg: StoredMessage, receipt: bytes, receipt_status: str,
+                              event: AuditEvent) -> None: ...
+    async def find_incoming(self, envelope_id: MessageId) -> tuple[str, bytes, bytes] | None: ...
+    async def get_message(self, envelope_id: MessageId) -> StoredMessage: ...
+    async def list_messages(self, direction: str | None, limit: int) -> list[StoredMessage]: ...
+    async def attachment_counts(self, ids: Sequence[tuple[str, bytes]]) -> dict[bytes, int]: ...
+    async def get_receipt(self, envelope_id: MessageId) -> tuple[str, bytes, str, int]: ...
+    async def due_outbox(self, now_ms: int, limit: int,
+                         exclude: Sequence[bytes] = ()) -> list[OutboxItem]: ...
+    async def next_due_ms(self) -> int | None: ...
+    async def mark_delivered(self, envelope_id: MessageId, receipt: bytes, status: str,
+                             received_at_ms: int, event: AuditEvent) -> None: ...
+    async def mark_retry(self, envelope_id: MessageId, next_attempt_ms: int, error: str,
+                         event: AuditEvent) -> None: ...
+    async def mark_failed(self, envelope_id: MessageId, state: str, error: str,
+                          event: AuditEvent) -> None: ...
+    async def outbox_state(self, envelope_id: MessageId) -> tuple[str, int, str] | None: ...
+    async def counts(self) -> dict[str, int]: ...

@@ -7,6 +7,7 @@ from broker.crypto.sealing import open_sealed, seal_for
 from broker.crypto.signing import fingerprint, to_be_signed, verify
 from broker.crypto.stream import (
     DEFAULT_CHUNK_SIZE,
+    TAG_SIZE,
     StreamOpener,
     StreamSealer,
     chunk_count,
@@ -15,6 +16,7 @@ from broker.crypto.stream import (
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "TAG_SIZE",
     "SUITE_V1",
     "AtRestCipher",
     "KemPrivateKey",

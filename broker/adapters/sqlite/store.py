@@ -13,7 +13,6 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +20,7 @@ from broker.audit import AuditEvent
 from broker.crypto import sha256
 from broker.errors import NotFound, ReplayDetected
 from broker.model import MessageId
+from broker.model.stored import OutboxItem, StoredAttachment, StoredMessage
 from broker.wire import codec
 
 T = TypeVar("T")
@@ -82,46 +82,6 @@ CREATE TABLE IF NOT EXISTS audit (
   record_hash BLOB NOT NULL
 );
 """
-
-
-@dataclass(frozen=True)
-class StoredAttachment:
-    index: int
-    size: int
-    sha256: bytes
-    chunk_size: int
-    media_type: str
-    filename: bytes        # sealed at rest
-    wrapped_key: bytes     # sealed at rest
-    path: str
-
-
-@dataclass(frozen=True)
-class StoredMessage:
-    direction: str
-    envelope_id: MessageId
-    peer: str
-    message_type: str
-    template_id: str
-    template_version: str
-    created_at_ms: int
-    expires_at_ms: int
-    header: bytes
-    signature: bytes
-    header_sha256: bytes
-    payload: bytes         # sealed at rest
-    status: str
-    stored_at_ms: int
-    attachments: tuple[StoredAttachment, ...] = ()
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    envelope_id: MessageId
-    recipient: str
-    envelope: bytes
-    attempts: int
-    expires_at_ms: int
 
 
 class NodeStore:

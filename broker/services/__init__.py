@@ -1,0 +1,1 @@
+"""Services: the node's use cases over ports (store, transport, clock, signer)."""

@@ -1,0 +1,35 @@
+"""What every service of one node shares: identity, keys, trust, limits, store, clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import structlog
+
+from broker.config import DeliveryPolicy, EnvelopeLimits
+from broker.crypto import AtRestCipher, KemPrivateKey
+from broker.envelope import Signer
+from broker.ports import Blobs, Clock, Store
+from broker.templating import TemplateRegistry
+from broker.trust import TrustList
+
+log = structlog.get_logger("rogatory")
+
+
+@dataclass
+class NodeContext:
+    node_id: str
+    signer: Signer
+    kem_key: KemPrivateKey
+    trust: TrustList
+    store: Store
+    blobs: Blobs
+    at_rest: AtRestCipher
+    templates: TemplateRegistry
+    clock: Clock
+    limits: EnvelopeLimits = field(default_factory=EnvelopeLimits)
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+
+    @property
+    def actor(self) -> str:
+        return f"node:{self.node_id}"

@@ -1,0 +1,169 @@
+"""The outbox sender loop: deliver, verify the receipt, retry with backoff, dead-letter.
+
+At-least-once delivery with an exactly-once effect: the receiver dedupes by envelope id
+and answers a re-delivery with its original receipt. A transport failure is ambiguous
+(the peer may have stored the message), so it is retried, never reported as failed; a
+peer's definite refusal ends delivery; expiry dead-letters the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Iterator
+
+from broker.audit import AuditEvent, EventType
+from broker.crypto import TAG_SIZE, chunk_count
+from broker.errors import PeerError, ReceiptInvalid, RogatoryError
+from broker.model import ReceiptStatus
+from broker.model.stored import OutboxItem, StoredMessage
+from broker.ports import Transport, WireChunk
+from broker.receipts import verify_receipt
+from broker.services.context import NodeContext, log
+from broker.wire import codec
+
+
+def backoff_ms(attempt: int, *, initial_ms: int, max_ms: int, multiplier: float,
+               rng: random.Random) -> int:
+    """Exponential backoff with full jitter for the `attempt`-th retry (1-based)."""
+    ceiling = min(max_ms, initial_ms * multiplier ** max(0, attempt - 1))
+    return int(rng.uniform(ceiling / 2, ceiling))
+
+
+class Delivery:
+    """Owns the sender loop task. `start()`, `wake()`, idempotent `stop()`."""
+
+    def __init__(self, ctx: NodeContext, transport: Transport, *,
+                 rng: random.Random | None = None) -> None:
+        self.ctx = ctx
+        self.transport = transport
+        self._rng = rng or random.SystemRandom()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._in_flight: dict[bytes, asyncio.Task[None]] = {}
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="delivery")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        pending = list(self._in_flight.values())
+        for t in pending:
+            t.cancel()
+        for t in pending:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+    async def _run(self) -> None:
+        limit = self.ctx.delivery.max_in_flight
+        while True:
+            self._wake.clear()
+            free = limit - len(self._in_flight)
+            if free > 0:
+                due = await self.ctx.store.due_outbox(self.ctx.clock(), free,
+                                                      exclude=list(self._in_flight))
+                for item in due:
+                    task = asyncio.create_task(self._deliver_one(item))
+                    self._in_flight[item.envelope_id.raw] = task
+                    task.add_done_callback(self._done(item.envelope_id.raw))
+            await self._sleep_until_due()
+
+    def _done(self, key: bytes):  # type: ignore[no-untyped-def]
+        def callback(task: asyncio.Task[None]) -> None:
+            self._in_flight.pop(key, None)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("delivery.crashed", error=type(task.exception()).__name__)
+            self._wake.set()
+        return callback
+
+    async def _sleep_until_due(self) -> None:
+        next_due = await self.ctx.store.next_due_ms()
+        timeout = 5.0
+        if next_due is not None:
+            timeout = min(timeout, max(0.0, (next_due - self.ctx.clock()) / 1000))
+        if len(self._in_flight) >= self.ctx.delivery.max_in_flight:
+            timeout = 5.0
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.005))
+
+    async def _deliver_one(self, item: OutboxItem) -> None:
+        ctx = self.ctx
+        now = ctx.clock()
+        msg = await ctx.store.get_message(item.envelope_id)
+        if now >= item.expires_at_ms:
+            await ctx.store.mark_failed(item.envelope_id, "expired", "EXPIRED",
+                                        self._event(EventType.DELIVERY_EXPIRED, msg, "EXPIRED"))
+            log.error("delivery.expired", envelope_id=str(item.envelope_id), to=item.recipient)
+            return
+        envelope = codec.decode_envelope(item.envelope)
+        total = sum(a.size for a in msg.attachments)
+        timeout = ctx.delivery.call_timeout_s + total / (1 << 20) * \
+            ctx.delivery.stream_timeout_s_per_mib
+        try:
+            receipt = await self.transport.deliver(item.recipient, envelope,
+                                                   self._chunks(msg), timeout_s=timeout)
+            body = verify_receipt(receipt, trust=ctx.trust, receiver=item.recipient,
+                                  sender=ctx.node_id, envelope_id=item.envelope_id,
+                                  header_sha256=msg.header_sha256, now_ms=ctx.clock())
+        except ReceiptInvalid as e:
+            await ctx.store.audit(self._event(EventType.RECEIPT_INVALID, msg, e.code))
+            await self._retry(item, msg, e)
+            return
+        except RogatoryError as e:
+            if e.retriable:
+                await self._retry(item, msg, e)
+            else:
+                await ctx.store.mark_failed(item.envelope_id, "refused", e.code,
+                                            self._event(EventType.DELIVERY_REFUSED, msg, e.code))
+                log.error("delivery.refused", envelope_id=str(item.envelope_id),
+                          to=item.recipient, reason=e.code)
+            return
+        status = "duplicate" if body.status == ReceiptStatus.DUPLICATE else "accepted"
+        await ctx.store.mark_delivered(item.envelope_id, codec.encode_receipt(receipt), status,
+                                       body.received_at_ms,
+                                       self._event(EventType.ENVELOPE_DELIVERED, msg))
+        log.info("envelope.delivered", envelope_id=str(item.envelope_id), to=item.recipient,
+                 receipt=status, attempts=item.attempts + 1)
+
+    async def _retry(self, item: OutboxItem, msg: StoredMessage, error: RogatoryError) -> None:
+        attempt = item.attempts + 1
+        policy = self.ctx.delivery
+        delay = backoff_ms(attempt, initial_ms=policy.initial_backoff_ms,
+                           max_ms=policy.max_backoff_ms, multiplier=policy.multiplier,
+                           rng=self._rng)
+        await self.ctx.store.mark_retry(item.envelope_id, self.ctx.clock() + delay, error.code,
+                                        self._event(EventType.DELIVERY_RETRY, msg, error.code))
+        log.warning("delivery.retry", envelope_id=str(item.envelope_id), to=item.recipient,
+                    reason=error.code, attempt=attempt, delay_ms=delay,
+                    peer_fault=isinstance(error, PeerError))
+
+    async def _chunks(self, msg: StoredMessage) -> AsyncIterator[WireChunk]:
+        """The stored wire ciphertext of every attachment, chunk by chunk, in order."""
+        for a in msg.attachments:
+            count = chunk_count(a.size, a.chunk_size)
+            sizes = _chunk_sizes(a.size, a.chunk_size, count)
+            for counter, piece in enumerate(self.ctx.blobs.read_chunks(a.path, sizes)):
+                yield a.index, counter, piece
+                if counter % 8 == 7:
+                    await asyncio.sleep(0)
+
+    def _event(self, event_type: EventType, msg: StoredMessage, reason: str = "") -> AuditEvent:
+        return AuditEvent(event_type, actor=self.ctx.actor, envelope_id=msg.envelope_id,
+                          peer=msg.peer, message_type=msg.message_type,
+                          template_id=msg.template_id, template_version=msg.template_version,
+                          header_sha256=msg.header_sha256, reason=reason)
+
+
+def _chunk_sizes(size: int, chunk_size: int, count: int) -> Iterator[int]:
+    for i in range(count):
+        last = i == count - 1
+        yield (size - chunk_size * (count - 1) if last else chunk_size) + TAG_SIZE

@@ -1,0 +1,128 @@
+"""The operator's view of the store: list, read (consultation is audited), receipts."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from broker.audit import AuditEvent, EventType
+from broker.crypto import StreamOpener, chunk_count, fingerprint
+from broker.errors import NotFound, ReceiptInvalid, StateError
+from broker.model import MessageId, ReceiptBody
+from broker.model.stored import StoredAttachment, StoredMessage
+from broker.receipts import verify_receipt
+from broker.services.context import NodeContext
+from broker.wire import codec
+
+
+@dataclass(frozen=True)
+class AttachmentView:
+    index: int
+    filename: str
+    media_type: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class MessageView:
+    message: StoredMessage
+    payload: bytes
+    attachments: tuple[AttachmentView, ...]
+    signer_key_id: str
+    signature_fingerprint: str
+    delivery: tuple[str, int, str] | None
+
+
+@dataclass(frozen=True)
+class ReceiptView:
+    direction: str
+    body: ReceiptBody | None
+    raw: bytes
+    verified: bool
+    error: str
+
+
+class Mailbox:
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+
+    async def list(self, direction: str | None, limit: int) -> list[tuple[StoredMessage, int]]:
+        messages = await self.ctx.store.list_messages(direction, limit)
+        counts = await self.ctx.store.attachment_counts(
+            [(m.direction, m.envelope_id.raw) for m in messages])
+        return [(m, counts.get(m.envelope_id.raw, 0)) for m in messages]
+
+    async def show(self, message_id: MessageId, *, actor: str) -> MessageView:
+        ctx = self.ctx
+        m = await ctx.store.get_message(message_id)
+        payload = ctx.at_rest.open("payload", message_id.raw, m.payload)
+        header = codec.decode_header(m.header)
+        atts = tuple(self._attachment_view(m, a) for a in m.attachments)
+        delivery = await ctx.store.outbox_state(message_id) if m.direction == "out" else None
+        await ctx.store.audit(AuditEvent(
+            EventType.MESSAGE_CONSULTED, actor=actor, envelope_id=message_id, peer=m.peer,
+            message_type=m.message_type, template_id=m.template_id,
+            template_version=m.template_version, header_sha256=m.header_sha256))
+        return MessageView(m, payload, atts, header.sender_key_id, fingerprint(m.signature),
+                           delivery)
+
+    def _attachment_view(self, m: StoredMessage, a: StoredAttachment) -> AttachmentView:
+        rid = m.envelope_id.raw + a.index.to_bytes(4, "big")
+        name = self.ctx.at_rest.open("filename", rid, a.filename).decode()
+        return AttachmentView(a.index, name, a.media_type, a.size, a.sha256.hex())
+
+    async def receipt(self, message_id: MessageId) -> ReceiptView:
+        """The receipt of a message, re-verified against the current trust list."""
+        ctx = self.ctx
+        m = await ctx.store.get_message(message_id)
+        try:
+            direction, raw, _status, _at = await ctx.store.get_receipt(message_id)
+        except NotFound:
+            raise NotFound(f"no receipt yet for {message_id}") from None
+        receiver, sender = ((m.peer, ctx.node_id) if direction == "out"
+                            else (ctx.node_id, m.peer))
+        receipt = codec.decode_receipt(raw)
+        try:
+            body = verify_receipt(receipt, trust=ctx.trust, receiver=receiver, sender=sender,
+                                  envelope_id=message_id, header_sha256=m.header_sha256,
+                                  now_ms=ctx.clock())
+        except ReceiptInvalid as e:
+            return ReceiptView(direction, None, raw, False, e.code)
+        return ReceiptView(direction, body, raw, True, "")
+
+    async def read_attachment(self, message_id: MessageId, index: int, *,
+                              actor: str) -> AsyncIterator[bytes]:
+        """Decrypt a stored attachment chunk by chunk, checking its SHA-256 at the end."""
+        ctx = self.ctx
+        m = await ctx.store.get_message(message_id)
+        found = [a for a in m.attachments if a.index == index]
+        if not found:
+            raise NotFound(f"message {message_id} has no attachment {index}")
+        a = found[0]
+        rid = message_id.raw + index.to_bytes(4, "big")
+        key = ctx.at_rest.open("attachment-key", rid, a.wrapped_key)
+        await ctx.store.audit(AuditEvent(
+            EventType.ATTACHMENT_CONSULTED, actor=actor, envelope_id=message_id, peer=m.peer,
+            message_type=m.message_type, header_sha256=m.header_sha256,
+            attachment_sha256=(a.sha256,)))
+        return self._decrypt(m, a, key)
+
+    async def _decrypt(self, m: StoredMessage, a: StoredAttachment,
+                       key: bytes) -> AsyncIterator[bytes]:
+        opener = StreamOpener(key, envelope_id=m.envelope_id.raw, index=a.index, size=a.size,
+                              chunk_size=a.chunk_size)
+        count = chunk_count(a.size, a.chunk_size)
+        sizes = (opener.expected_ciphertext_size(i) for i in range(count))
+        digest = hashlib.sha256()
+        for counter, piece in enumerate(self.ctx.blobs.read_chunks(a.path, sizes)):
+            plaintext = opener.open(counter, piece)
+            digest.update(plaintext)
+            yield plaintext
+        opener.finish()
+        if digest.digest() != a.sha256:
+            raise StateError("stored attachment does not match its digest", code="STORE_CORRUPT")
+
+
+__all__ = ["Mailbox", "MessageView", "ReceiptView"]

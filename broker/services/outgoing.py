@@ -1,0 +1,186 @@
+"""Compose and commit an outgoing message: template -> envelope -> outbox, atomically.
+
+Attachments arrive as plaintext streams from the operator and are sealed chunk by chunk
+(STREAM) straight into a temporary blob while their SHA-256 is computed, so memory stays
+bounded and no plaintext reaches disk. The blob is the exact wire ciphertext: delivery,
+and every retry, streams these bytes unchanged (no re-encryption, no nonce reuse).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from broker.audit import AuditEvent, EventType
+from broker.crypto import StreamSealer, new_stream_key
+from broker.envelope import OutgoingAttachment, build_envelope
+from broker.errors import MessageTooLarge, StreamError, TemplateError
+from broker.model import AttachmentEntry, MessageId
+from broker.model.stored import StoredAttachment, StoredMessage
+from broker.ports import BlobSink
+from broker.services.context import NodeContext, log
+from broker.wire import codec
+
+
+@dataclass(frozen=True)
+class AttachmentSpec:
+    filename: str
+    media_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    to: str
+    message_type: str
+    payload: bytes
+    template_id: str = ""
+    template_version: str = ""
+    attachments: Sequence[AttachmentSpec] = ()
+    ttl_ms: int = 0
+    in_reply_to: MessageId | None = None
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    message: StoredMessage
+    attachments: tuple[AttachmentEntry, ...]
+    filenames: tuple[str, ...]
+
+
+def parse_payload(payload: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise TemplateError("payload is not valid UTF-8 JSON", code="PAYLOAD_NOT_JSON") from e
+    if not isinstance(value, dict):
+        raise TemplateError("payload must be a JSON object", code="PAYLOAD_NOT_JSON")
+    return value
+
+
+class Outgoing:
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+
+    async def send(self, req: SendRequest, chunks: AsyncIterator[tuple[int, bytes]],
+                   *, actor: str) -> SentMessage:
+        """Validate, seal, and commit to the outbox. Raises before storing anything."""
+        ctx = self.ctx
+        now = ctx.clock()
+        recipient = ctx.trust.node(req.to)
+        if len(req.payload) > ctx.limits.max_payload_bytes:
+            raise MessageTooLarge("payload exceeds the limit")
+        if len(req.attachments) > ctx.limits.max_attachments:
+            raise MessageTooLarge("too many attachments")
+        template = (ctx.templates.get(req.template_id, req.template_version)
+                    if req.template_id and req.template_version
+                    else ctx.templates.latest(req.template_id) if req.template_id
+                    else ctx.templates.default_for_message_type(req.message_type))
+        template.validate(parse_payload(req.payload))
+        ttl = req.ttl_ms or ctx.limits.default_ttl_ms
+        ttl = min(ttl, ctx.limits.max_ttl_ms)
+        eid = MessageId.new()
+        writers: list[BlobSink] = []
+        placed: list[str] = []
+        try:
+            prepared = await self._seal_attachments(eid, req.attachments, chunks, writers)
+            async for _extra in chunks:
+                raise StreamError("data beyond the declared attachments",
+                                  code="ATTACHMENT_EXTRA")
+            sealed, header = build_envelope(
+                signer=ctx.signer, trust=ctx.trust, sender=ctx.node_id, recipient=recipient.node_id,
+                message_type=req.message_type, template_id=template.id,
+                template_version=template.version, payload=req.payload, attachments=prepared,
+                now_ms=now, ttl_ms=ttl, envelope_id=eid, in_reply_to=req.in_reply_to)
+            stored_atts = []
+            for a, w in zip(prepared, writers, strict=True):
+                path = ctx.blobs.place(w, "out", eid.raw, a.entry.index)
+                placed.append(path)
+                stored_atts.append(self._stored_attachment(eid, a, path))
+            msg = StoredMessage(
+                direction="out", envelope_id=eid, peer=recipient.node_id,
+                message_type=req.message_type, template_id=template.id,
+                template_version=template.version, created_at_ms=header.created_at_ms,
+                expires_at_ms=header.expires_at_ms, header=sealed.header,
+                signature=sealed.signature, header_sha256=hashlib.sha256(sealed.header).digest(),
+                payload=ctx.at_rest.seal("payload", eid.raw, req.payload), status="pending",
+                stored_at_ms=now, attachments=tuple(stored_atts))
+            await ctx.store.record_outgoing(msg, codec.encode_envelope(sealed), AuditEvent(
+                EventType.ENVELOPE_SENT, actor=actor, envelope_id=eid, peer=recipient.node_id,
+                message_type=req.message_type, template_id=template.id,
+                template_version=template.version, header_sha256=msg.header_sha256,
+                body_sha256=header.body_sha256,
+                attachment_sha256=tuple(a.entry.sha256 for a in prepared)))
+        except BaseException:
+            for w in writers:
+                w.discard()
+            for path in placed:
+                ctx.blobs.remove(path)
+            raise
+        log.info("envelope.sent", envelope_id=str(eid), to=recipient.node_id,
+                 message_type=req.message_type, attachments=len(prepared))
+        return SentMessage(msg, header.attachments, tuple(a.filename for a in prepared))
+
+    def _stored_attachment(self, eid: MessageId, a: OutgoingAttachment,
+                           path: str) -> StoredAttachment:
+        rid = eid.raw + a.entry.index.to_bytes(4, "big")
+        return StoredAttachment(
+            index=a.entry.index, size=a.entry.size, sha256=a.entry.sha256,
+            chunk_size=a.entry.chunk_size, media_type=a.entry.media_type,
+            filename=self.ctx.at_rest.seal("filename", rid, a.filename.encode()),
+            wrapped_key=self.ctx.at_rest.seal("attachment-key", rid, a.key), path=path)
+
+    async def _seal_attachments(self, eid: MessageId, specs: Sequence[AttachmentSpec],
+                                chunks: AsyncIterator[tuple[int, bytes]],
+                                writers: list[BlobSink]) -> list[OutgoingAttachment]:
+        chunk_size = self.ctx.delivery.chunk_size
+        out: list[OutgoingAttachment] = []
+        for index, spec in enumerate(specs):
+            if spec.size > self.ctx.limits.max_attachment_bytes:
+                raise MessageTooLarge("attachment exceeds the limit")
+            key = new_stream_key()
+            sealer = StreamSealer(key, envelope_id=eid.raw, index=index, size=spec.size,
+                                  chunk_size=chunk_size)
+            writer = self.ctx.blobs.new_writer()
+            writers.append(writer)
+            digest = hashlib.sha256()
+            buf = bytearray()
+            remaining = spec.size
+            async for att_index, data in _take(chunks, index, spec.size):
+                del att_index
+                buf += data
+                digest.update(data)
+                remaining -= len(data)
+                while len(buf) >= chunk_size and (remaining > 0 or len(buf) > chunk_size):
+                    writer.write(sealer.seal(bytes(buf[:chunk_size])))
+                    del buf[:chunk_size]
+            writer.write(sealer.seal(bytes(buf)))
+            writer.close()
+            out.append(OutgoingAttachment(
+                entry=AttachmentEntry(index=index, size=spec.size, sha256=digest.digest(),
+                                      chunk_size=chunk_size,
+                                      media_type=spec.media_type or "application/octet-stream"),
+                key=key, filename=spec.filename))
+        return out
+
+
+async def _take(chunks: AsyncIterator[tuple[int, bytes]], index: int,
+                size: int) -> AsyncIterator[tuple[int, bytes]]:
+    """Yield the pieces of attachment `index` until exactly `size` bytes have come."""
+    got = 0
+    while got < size:
+        try:
+            att_index, data = await anext(chunks)
+        except StopAsyncIteration:
+            raise StreamError("attachment ended before its declared size",
+                              code="ATTACHMENT_SHORT") from None
+        if att_index != index:
+            raise StreamError("attachment data out of order", code="ATTACHMENT_ORDER")
+        got += len(data)
+        if got > size:
+            raise StreamError("attachment longer than its declared size",
+                              code="ATTACHMENT_LONG")
+        yield att_index, data
