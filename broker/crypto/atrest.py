@@ -35,6 +35,8 @@ class AtRestCipher:
         return nonce + self._aead.encrypt(nonce, plaintext, self._aad(purpose, record_id))
 
     def open(self, purpose: str, record_id: bytes, blob: bytes) -> bytes:
+        if len(blob) < p.AEAD_NONCE_SIZE + p.AEAD_TAG_SIZE:
+            raise StateError("stored record fails authentication", code="STORE_CORRUPT")
         nonce, ct = blob[: p.AEAD_NONCE_SIZE], blob[p.AEAD_NONCE_SIZE :]
         plaintext = self._aead.decrypt(nonce, ct, self._aad(purpose, record_id))
         if plaintext is None:

@@ -119,7 +119,7 @@ class _Parser:
     def parse(self) -> Condition:
         expr = self.expr()
         if self.peek() is not None:
-            raise ConditionSyntaxError(f"unexpected {self.peek()[1]!r} in {self.text!r}")  # type: ignore[index]
+            raise ConditionSyntaxError(f"unexpected token at the end of {self.text!r}")
         return expr
 
     def expr(self) -> Condition:
@@ -145,9 +145,10 @@ class _Parser:
 
     def test(self) -> Condition:
         name = self.take("word")[1]
-        for op in ("==", "!="):
-            if self.accept("op", op):
-                return Compare(name, op, (self.value(),))  # type: ignore[arg-type]
+        if self.accept("op", "=="):
+            return Compare(name, "==", (self.value(),))
+        if self.accept("op", "!="):
+            return Compare(name, "!=", (self.value(),))
         if self.accept("kw", "in"):
             return Compare(name, "in", self.value_list())
         if self.accept("kw", "contains"):
@@ -221,7 +222,7 @@ def bind(condition: Condition, resolve: Callable[[str], FieldSpec | None]) -> Co
     if condition.op == "contains" and not is_list:
         raise ConditionSyntaxError(f"'contains' needs a list field; {spec.name!r} is not one")
     if condition.op != "contains" and (is_list or spec.type.kind == "group"):
-        raise ConditionSyntaxError(f"{condition.op!r} needs a single-value field, not {spec.name!r}")
+        raise ConditionSyntaxError(f"{condition.op!r} needs a single value; {spec.name!r} is not")
     values = tuple(_typed(v, spec.type, spec) for v in condition.values)
     return Compare(condition.field, condition.op, values)
 
@@ -283,6 +284,10 @@ def evaluate(condition: Condition, scope: Mapping[str, Any]) -> bool:
     value = scope[condition.field]
     if isinstance(condition, Truthy):
         return _truthy(value)
+    return _compare(condition, value)
+
+
+def _compare(condition: Compare, value: Any) -> bool:
     if condition.op == "==":
         return _same(value, condition.values[0])
     if condition.op == "!=":

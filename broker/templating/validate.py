@@ -160,7 +160,7 @@ def spec_at(definition: TemplateDefinition, parts: tuple[Part, ...]) -> FieldSpe
             ftype = ftype.item
             continue
         if ftype is not None:
-            if ftype.kind != "group" or ftype.group not in definition.field_groups:
+            if ftype.group is None or ftype.group not in definition.field_groups:
                 return None
             fields = definition.field_groups[ftype.group].fields
         spec = next((f for f in fields if f.name == part), None)
@@ -175,9 +175,10 @@ def _explain(error: ValidationError) -> Iterator[tuple[tuple[Part, ...], str, di
     path: tuple[Part, ...] = tuple(error.absolute_path)
     keyword = str(error.validator)
     instance = error.instance
+    value: Any = error.validator_value
     if keyword == "required" and isinstance(instance, Mapping):
         rule = "condition" if "then" in error.absolute_schema_path else "required"
-        for name in error.validator_value:
+        for name in value:
             if name not in instance:
                 yield (*path, name), rule, {}
     elif keyword == "additionalProperties" and isinstance(instance, Mapping):
@@ -186,15 +187,14 @@ def _explain(error: ValidationError) -> Iterator[tuple[tuple[Part, ...], str, di
             if key not in known:
                 yield (*path, str(key)), keyword, {}
     elif keyword == "type":
-        expected = error.validator_value
-        yield path, keyword, {"expected": expected}
+        yield path, keyword, {"expected": value}
     elif keyword in ("enum", "const"):
-        allowed = error.validator_value if keyword == "enum" else [error.validator_value]
+        allowed = value if keyword == "enum" else [value]
         yield path, _RULES.get(keyword, keyword), {"allowed": allowed}
     elif keyword == "format":
-        yield path, keyword, {"format": error.validator_value}
+        yield path, keyword, {"format": value}
     else:
-        yield path, keyword, {"limit": error.validator_value}
+        yield path, keyword, {"limit": value}
 
 
 def _message(

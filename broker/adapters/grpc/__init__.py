@@ -1,0 +1,1 @@
+"""gRPC adapters: the Exchange server and client (mutual TLS) and the local operator API."""

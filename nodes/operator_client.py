@@ -1,0 +1,122 @@
+"""A client of one node's local operator API, for the CLI and the demo.
+
+It mints its own short-lived token from the development issuer key that
+`federation init` created, so users never handle tokens.
+"""
+
+from __future__ import annotations
+
+import getpass
+import mimetypes
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+from cryptography.hazmat.primitives import serialization
+
+from broker.adapters.grpc.auth import mint_token
+from broker.adapters.grpc.status import REASON_KEY, OperatorCallFailed
+from broker.wire.gen.rogatory.v1 import operator_pb2 as op
+from broker.wire.gen.rogatory.v1 import operator_pb2_grpc
+from nodes.config import NodeConfig
+
+PIECE = 1 << 20
+DEFAULT_ROLES = ["drafter", "approver", "contact_point_officer"]
+
+
+class OperatorClient:
+    def __init__(self, config: NodeConfig, *, subject: str | None = None,
+                 roles: list[str] | None = None, timeout_s: float = 600.0) -> None:
+        self.config = config
+        self.subject = subject or getpass.getuser()
+        self.roles = roles or DEFAULT_ROLES
+        self.timeout_s = timeout_s
+        self._channel = grpc.insecure_channel(config.operator_listen, options=[
+            ("grpc.max_receive_message_length", 8 << 20)])
+        self._stub = operator_pb2_grpc.OperatorStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> OperatorClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        key = serialization.load_pem_private_key(
+            self.config.operator_issuer_key.read_bytes(), password=None)
+        token = mint_token(key, issuer=self.config.operator_issuer,
+                           audience=self.config.operator_audience, subject=self.subject,
+                           roles=self.roles, now_s=int(time.time()), lifetime_s=300,
+                           token_id=uuid.uuid4().hex)
+        return [("authorization", f"Bearer {token}")]
+
+    def _call(self, method, request):  # type: ignore[no-untyped-def]
+        try:
+            return method(request, metadata=self._metadata(), timeout=self.timeout_s)
+        except grpc.RpcError as e:
+            raise _failure(e) from e
+
+    def send(self, *, to: str, message_type: str, payload: bytes, attachments: list[Path],
+             template: str = "", ttl_seconds: int = 0, in_reply_to: str = "") -> op.SendResult:
+        template_id, _, version = template.partition("@")
+        metas = [op.AttachmentMeta(filename=p.name, size=p.stat().st_size,
+                                   media_type=mimetypes.guess_type(p.name)[0]
+                                   or "application/octet-stream") for p in attachments]
+        header = op.SendHeader(to=to, message_type=message_type, template_id=template_id,
+                               template_version=version, payload=payload, attachments=metas,
+                               ttl_seconds=ttl_seconds,
+                               in_reply_to=bytes.fromhex(in_reply_to) if in_reply_to else b"")
+
+        def frames() -> Iterator[op.SendFrame]:
+            yield op.SendFrame(header=header)
+            for index, path in enumerate(attachments):
+                with open(path, "rb") as fh:
+                    while piece := fh.read(PIECE):
+                        yield op.SendFrame(chunk=op.SendChunk(attachment_index=index,
+                                                              data=piece))
+
+        return self._call(self._stub.Send, frames())  # type: ignore[no-any-return]
+
+    def list(self, direction: str = "", limit: int = 100) -> op.MessageList:
+        return self._call(self._stub.ListMessages,  # type: ignore[no-any-return]
+                          op.ListRequest(direction=direction, limit=limit))
+
+    def show(self, message_id: str) -> op.MessageDetail:
+        return self._call(self._stub.GetMessage,  # type: ignore[no-any-return]
+                          op.MessageRef(message_id=message_id))
+
+    def receipt(self, message_id: str) -> op.ReceiptDetail:
+        return self._call(self._stub.GetReceipt,  # type: ignore[no-any-return]
+                          op.MessageRef(message_id=message_id))
+
+    def status(self) -> op.NodeStatus:
+        return self._call(self._stub.GetStatus,  # type: ignore[no-any-return]
+                          op.StatusRequest())
+
+    def read_attachment(self, message_id: str, index: int) -> Iterator[bytes]:
+        try:
+            for piece in self._stub.ReadAttachment(
+                    op.AttachmentRef(message_id=message_id, index=index),
+                    metadata=self._metadata(), timeout=self.timeout_s):
+                yield piece.data
+        except grpc.RpcError as e:
+            raise _failure(e) from e
+
+
+def _failure(e: grpc.RpcError) -> OperatorCallFailed:
+    reason = ""
+    if isinstance(e, grpc.Call):
+        for key, value in e.trailing_metadata() or ():
+            if key == REASON_KEY:
+                reason = str(value)
+        code = e.code()
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return OperatorCallFailed("the node is not running or not reachable",
+                                      code="NODE_UNAVAILABLE")
+        return OperatorCallFailed(f"{e.details()}", code=reason or code.name)
+    return OperatorCallFailed(str(e), code="OPERATOR_CALL")
