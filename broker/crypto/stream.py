@@ -55,6 +55,8 @@ class StreamSealer:
 
     def __init__(self, key: bytes, *, envelope_id: bytes, index: int, size: int,
                  chunk_size: int) -> None:
+        if len(key) != KEY_SIZE:
+            raise StreamError("attachment key has the wrong size", code="STREAM_PARAMS")
         self._aead = p.Aead(key)
         self._aad = stream_aad(envelope_id, index, size)
         self._count = chunk_count(size, chunk_size)

@@ -11,7 +11,8 @@ Grammar (``field`` names a sibling field in the same object)::
              | field "contains" (value | "[" value ("," value)* "]")   # list has any of them
 
 A value is a bare word, a quoted string, or ``true``/``false``. A comparison on an
-absent field is false (so ``x != v`` does not hold when ``x`` is missing).
+absent field is false (so ``x != v`` does not hold when ``x`` is missing); on an enum or
+bool field ``x != v`` means "x holds one of its other allowed values".
 Conditions compile to JSON Schema (``if`` sub-schemas) and evaluate in Python with the
 same meaning; :func:`bind` types the literals against the fields they name.
 """
@@ -224,7 +225,20 @@ def bind(condition: Condition, resolve: Callable[[str], FieldSpec | None]) -> Co
     if condition.op != "contains" and (is_list or spec.type.kind == "group"):
         raise ConditionSyntaxError(f"{condition.op!r} needs a single value; {spec.name!r} is not")
     values = tuple(_typed(v, spec.type, spec) for v in condition.values)
+    domain = _domain(spec)
+    if condition.op == "!=" and domain:
+        # "f != v" means "f holds another valid value": an invalid value is reported by
+        # its own rule and does not also switch on fields that depend on it.
+        return Compare(condition.field, "in", tuple(d for d in domain if not _same(d, values[0])))
     return Compare(condition.field, condition.op, values)
+
+
+def _domain(spec: FieldSpec) -> tuple[Any, ...]:
+    if spec.type.kind == "enum":
+        return spec.allowed_values
+    if spec.type.kind == "bool":
+        return spec.allowed_values or (True, False)
+    return ()
 
 
 def fields_of(condition: Condition) -> frozenset[str]:

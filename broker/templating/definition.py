@@ -87,8 +87,7 @@ def check_meta(data: Any, meta: Draft202012Validator, source: str) -> None:
     if not errors:
         return
     reports = [
-        f"{_locate(data, list(e.absolute_path))}: {e.message[:300]}"
-        for e in errors[:MAX_REPORTED]
+        f"{_locate(data, list(e.absolute_path))}: {e.message[:300]}" for e in errors[:MAX_REPORTED]
     ]
     more = f" (+{len(errors) - MAX_REPORTED} more)" if len(errors) > MAX_REPORTED else ""
     raise TemplateError(f"{source}: {'; '.join(reports)}{more}", code=TEMPLATE_DEFINITION_INVALID)
@@ -274,7 +273,7 @@ def build_definition(data: Mapping[str, Any], source: str) -> TemplateDefinition
         provenance=MappingProxyType(dict(data["provenance"])),
         roles=Roles(tuple(roles["sender"]), tuple(roles["recipient"])),
         deadlines=tuple(
-            Deadline(d["name"], d["value"], d["basis"], d["verification"])
+            Deadline(d["name"], d["value"], d["basis"], d["verification"], d.get("kind", ""))
             for d in data["deadlines"]
         ),
         field_groups=MappingProxyType(groups),

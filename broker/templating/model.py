@@ -204,6 +204,7 @@ class Deadline:
     value: str
     basis: str
     verification: str
+    kind: str = ""  # "minimum" (at least this long), "maximum" (at most), or unstated
 
 
 @dataclass(frozen=True)
@@ -268,4 +269,3 @@ class TemplateValidationError(TemplateError):
     def __init__(self, message: str, errors: list[FieldError]) -> None:
         super().__init__(message, code=TEMPLATE_INVALID)
         self.errors: list[FieldError] = list(errors)
-

@@ -95,9 +95,7 @@ class TemplateRegistry:
             raise TemplateError(
                 f"no template serves message type {message_type!r}", code=TEMPLATE_UNKNOWN
             )
-        return next(
-            t for t in self._newest_first(template_id) if message_type in t.message_types
-        )
+        return next(t for t in self._newest_first(template_id) if message_type in t.message_types)
 
     def templates(self) -> list[Template]:
         """Every loaded template, ordered by id then version."""

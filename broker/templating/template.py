@@ -118,9 +118,7 @@ class Template:
         """
         errors = self.check(payload, lang)
         if errors:
-            raise TemplateValidationError(
-                f"{self.id} {self.version}: {summarise(errors)}", errors
-            )
+            raise TemplateValidationError(f"{self.id} {self.version}: {summarise(errors)}", errors)
 
     def data_categories(self, payload: Mapping[str, Any]) -> frozenset[str]:
         """Personal-data tags of the fields present in ``payload``."""

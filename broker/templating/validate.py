@@ -197,9 +197,7 @@ def _explain(error: ValidationError) -> Iterator[tuple[tuple[Part, ...], str, di
         yield path, keyword, {"limit": value}
 
 
-def _message(
-    rule: str, params: dict[str, Any], spec: FieldSpec | None, lang: str
-) -> str:
+def _message(rule: str, params: dict[str, Any], spec: FieldSpec | None, lang: str) -> str:
     if rule == "condition":
         params = {"condition": spec.condition_text if spec else "?"}
     elif rule == "type":

@@ -49,7 +49,7 @@ def _reject_unknown(msg: Message, what: str) -> None:
     for desc, value in msg.ListFields():
         if desc.message_type is None:
             continue
-        items = value if desc.label == desc.LABEL_REPEATED else [value]
+        items = value if desc.is_repeated else [value]
         for item in items:
             _reject_unknown(item, what)
 

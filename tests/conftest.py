@@ -1,0 +1,14 @@
+"""Shared fixtures: a fresh three-agency federation per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Federation, make_federation
+
+
+@pytest.fixture
+def fed(tmp_path: Path) -> Federation:
+    return make_federation(tmp_path / "federation")
