@@ -18,7 +18,10 @@ from google.protobuf.message import Message
 
 from broker.errors import RogatoryError
 from nodes.config import load_config
+from nodes.demo import run_demo
+from nodes.federation import AgencySpec, init_federation
 from nodes.logs import configure_logging
+from nodes.node import run_until_signalled
 from nodes.operator_client import OperatorClient
 
 EXIT_ERROR = 1
@@ -52,19 +55,16 @@ def _client(args: argparse.Namespace) -> OperatorClient:
 # -- commands ----------------------------------------------------------------------------
 
 def cmd_federation_init(args: argparse.Namespace) -> int:
-    from nodes.federation import AgencySpec, init_federation
     configs = init_federation(Path(args.dir), [AgencySpec.parse(a) for a in args.agency],
                               federation=args.name)
-    data = {"federation": str(Path(args.dir).resolve()),
-            "configs": {k: str(v) for k, v in configs.items()}}
-    _emit(args, data, lambda: "\n".join(
-        [f"federation created in {data['federation']}"] +
-        [f"  {k}: {v}" for k, v in data["configs"].items()]))
+    paths = {k: str(v) for k, v in configs.items()}
+    root = str(Path(args.dir).resolve())
+    _emit(args, {"federation": root, "configs": paths}, lambda: "\n".join(
+        [f"federation created in {root}"] + [f"  {k}: {v}" for k, v in paths.items()]))
     return 0
 
 
 def cmd_node_run(args: argparse.Namespace) -> int:
-    from nodes.node import run_until_signalled
     configure_logging(json_logs=True)
     asyncio.run(run_until_signalled(load_config(Path(args.config))))
     return 0
@@ -173,7 +173,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from nodes.demo import run_demo
     return run_demo(json_output=args.json, workdir=Path(args.dir) if args.dir else None,
                     attachment_mib=args.attachment_mib)
 

@@ -21,6 +21,7 @@ from broker.adapters.sqlite import BlobStore, NodeStore
 from broker.audit import AuditEvent, EventType
 from broker.crypto import AtRestCipher, KemPrivateKey, SigningKey
 from broker.errors import ConfigError, TrustListError
+from broker.ports import Clock
 from broker.services.context import NodeContext
 from broker.services.delivery import Delivery
 from broker.services.incoming import Incoming
@@ -55,10 +56,10 @@ def load_trust(config: NodeConfig, now_ms: int, min_version: int) -> TrustList:
 class AgencyNode:
     """One node: `await start()`, `await stop()` (idempotent), or `async with`."""
 
-    def __init__(self, config: NodeConfig, *, clock: type[int] | None = None,
+    def __init__(self, config: NodeConfig, *, clock: Clock = wall_clock_ms,
                  templates_dir: Path = TEMPLATES_DIR) -> None:
         self.config = config
-        self.clock = wall_clock_ms
+        self.clock = clock
         self.templates_dir = templates_dir
         self._exchange: grpc.aio.Server | None = None
         self._operator: grpc.aio.Server | None = None
@@ -66,6 +67,7 @@ class AgencyNode:
         self._delivery: Delivery | None = None
         self._transport: GrpcTransport | None = None
         self.ctx: NodeContext | None = None
+        self._store: NodeStore | None = None
         self.exchange_port = 0
         self.operator_port = 0
 
@@ -74,6 +76,7 @@ class AgencyNode:
         check_loopback(cfg.operator_listen)
         store = NodeStore(cfg.data_dir / "node.db", node_id=cfg.node_id, clock=self.clock)
         await store.open()
+        self._store = store
         try:
             trusted = int(await store.get_meta("trust_list_version") or 0)
             trust = load_trust(cfg, self.clock(), trusted)
@@ -160,9 +163,11 @@ class AgencyNode:
             self._transport = None
         if self.ctx is not None:
             await self.ctx.store.audit(AuditEvent(EventType.NODE_STOPPED, actor=self.ctx.actor))
-            await self.ctx.store.close()
-            log.info("node.stopped", node_id=self.config.node_id)
             self.ctx = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+            log.info("node.stopped", node_id=self.config.node_id)
 
     async def __aenter__(self) -> AgencyNode:
         await self.start()

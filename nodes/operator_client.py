@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import grpc
 from cryptography.hazmat.primitives import serialization
@@ -55,7 +56,7 @@ class OperatorClient:
                            token_id=uuid.uuid4().hex)
         return [("authorization", f"Bearer {token}")]
 
-    def _call(self, method, request):  # type: ignore[no-untyped-def]
+    def _call(self, method: Any, request: Any) -> Any:
         try:
             return method(request, metadata=self._metadata(), timeout=self.timeout_s)
         except grpc.RpcError as e:
@@ -80,23 +81,22 @@ class OperatorClient:
                         yield op.SendFrame(chunk=op.SendChunk(attachment_index=index,
                                                               data=piece))
 
-        return self._call(self._stub.Send, frames())  # type: ignore[no-any-return]
+        return cast(op.SendResult, self._call(self._stub.Send, frames()))
 
     def list(self, direction: str = "", limit: int = 100) -> op.MessageList:
-        return self._call(self._stub.ListMessages,  # type: ignore[no-any-return]
-                          op.ListRequest(direction=direction, limit=limit))
+        return cast(op.MessageList, self._call(self._stub.ListMessages,
+                                               op.ListRequest(direction=direction, limit=limit)))
 
     def show(self, message_id: str) -> op.MessageDetail:
-        return self._call(self._stub.GetMessage,  # type: ignore[no-any-return]
-                          op.MessageRef(message_id=message_id))
+        return cast(op.MessageDetail, self._call(self._stub.GetMessage,
+                                                 op.MessageRef(message_id=message_id)))
 
     def receipt(self, message_id: str) -> op.ReceiptDetail:
-        return self._call(self._stub.GetReceipt,  # type: ignore[no-any-return]
-                          op.MessageRef(message_id=message_id))
+        return cast(op.ReceiptDetail, self._call(self._stub.GetReceipt,
+                                                 op.MessageRef(message_id=message_id)))
 
     def status(self) -> op.NodeStatus:
-        return self._call(self._stub.GetStatus,  # type: ignore[no-any-return]
-                          op.StatusRequest())
+        return cast(op.NodeStatus, self._call(self._stub.GetStatus, op.StatusRequest()))
 
     def read_attachment(self, message_id: str, index: int) -> Iterator[bytes]:
         try:

@@ -16,8 +16,8 @@ from broker.crypto.stream import (
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
-    "TAG_SIZE",
     "SUITE_V1",
+    "TAG_SIZE",
     "AtRestCipher",
     "KemPrivateKey",
     "KemPublicKey",

@@ -216,7 +216,7 @@ def bind(condition: Condition, resolve: Callable[[str], FieldSpec | None]) -> Co
         return BoolOp(condition.op, tuple(bind(c, resolve) for c in condition.operands))
     spec = resolve(condition.field)
     if spec is None:
-        raise ConditionSyntaxError(f"condition names unknown field {condition.field!r}")
+        raise ConditionSyntaxError(f"names unknown field {condition.field!r}")
     if isinstance(condition, Truthy):
         return condition
     is_list = spec.type.kind in ("list", "multi_enum")

@@ -73,8 +73,9 @@ def _locate(data: Any, path: list[Any]) -> str:
                 where.append(f"field {group_field.get('name', path[3])!r}")
     except (KeyError, IndexError, TypeError, AttributeError):
         pass
-    pointer = "/".join(str(p) for p in path) or "(top level)"
-    return " ".join([*where, f"at {pointer}"])
+    if not path:
+        return "top level"
+    return " ".join([*where, "at " + "/".join(str(p) for p in path)])
 
 
 def check_meta(data: Any, meta: Draft202012Validator, source: str) -> None:
@@ -97,17 +98,9 @@ def _labels(raw: Mapping[str, str]) -> Labels:
     return Labels(MappingProxyType(dict(raw)))
 
 
-def _field(raw: Mapping[str, Any]) -> FieldSpec:
-    """A field with its condition parsed but not yet bound to its neighbours."""
-    try:
-        ftype = FieldType.parse(raw["type"])
-    except ValueError as e:
-        raise _Problem(str(e)) from e
-    requirement = _REQUIREMENT.get(raw["required"], Requirement.CONDITIONAL)
-    condition_text = raw.get("condition")
-    if (requirement is Requirement.CONDITIONAL) != (condition_text is not None):
-        raise _Problem("'required: conditional' and 'condition' go together")
-    allowed = tuple(raw.get("allowed_values", ()))
+def _check_constraints(raw: Mapping[str, Any], ftype: FieldType) -> None:
+    """Constraints must fit the field's type (a misplaced one would be silently ignored)."""
+    allowed = raw.get("allowed_values", ())
     leaf = ftype.leaf().kind
     all_strings = all(isinstance(v, str) for v in allowed)
     if leaf in ("enum", "multi_enum") and (not allowed or not all_strings):
@@ -120,6 +113,19 @@ def _field(raw: Mapping[str, Any]) -> FieldSpec:
         raise _Problem(f"max_length does not apply to type {ftype}")
     if "max_items" in raw and ftype.kind != "list":
         raise _Problem("max_items applies to list types only")
+
+
+def _field(raw: Mapping[str, Any]) -> FieldSpec:
+    """A field with its condition parsed but not yet bound to its neighbours."""
+    try:
+        ftype = FieldType.parse(raw["type"])
+    except ValueError as e:
+        raise _Problem(str(e)) from e
+    requirement = _REQUIREMENT.get(raw["required"], Requirement.CONDITIONAL)
+    condition_text = raw.get("condition")
+    if (requirement is Requirement.CONDITIONAL) != (condition_text is not None):
+        raise _Problem("'required: conditional' and 'condition' go together")
+    _check_constraints(raw, ftype)
     categories = frozenset(raw.get("data_category", ()))
     rules = tuple(
         CategoryRule(_parse(r["condition"]), frozenset(r["categories"]))
@@ -135,7 +141,7 @@ def _field(raw: Mapping[str, Any]) -> FieldSpec:
         label=_labels(raw["label"]),
         condition=_parse(condition_text) if condition_text is not None else None,
         condition_text=condition_text,
-        allowed_values=allowed,
+        allowed_values=tuple(raw.get("allowed_values", ())),
         max_length=raw.get("max_length"),
         max_items=raw.get("max_items"),
         data_category=categories,
@@ -243,7 +249,13 @@ def build_definition(data: Mapping[str, Any], source: str) -> TemplateDefinition
         where = f"section {raw_section['id']!r}"
         fields = _parse_fields(raw_section["fields"], where, source)
         for spec in fields:
-            where_of.setdefault(spec.name, where)
+            if spec.name in where_of:
+                raise definition_error(
+                    source,
+                    f"{where} field {spec.name!r}",
+                    f"duplicate field name, also in {where_of[spec.name]} (payload keys are flat)",
+                )
+            where_of[spec.name] = where
         all_fields.extend(fields)
         sections.append(
             Section(raw_section["id"], _labels(raw_section["title"]), tuple(f.name for f in fields))

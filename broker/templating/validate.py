@@ -170,6 +170,12 @@ def spec_at(definition: TemplateDefinition, parts: tuple[Part, ...]) -> FieldSpe
     return spec
 
 
+def _in_then_branch(error: ValidationError) -> bool:
+    """Whether a ``required`` failure comes from a compiled ``allOf[i].then`` rule."""
+    tail = list(error.absolute_schema_path)[-4:]
+    return len(tail) == 4 and tail[0] == "allOf" and isinstance(tail[1], int) and tail[2] == "then"
+
+
 def _explain(error: ValidationError) -> Iterator[tuple[tuple[Part, ...], str, dict[str, Any]]]:
     """(path, rule, message parameters) for one jsonschema error, without its values."""
     path: tuple[Part, ...] = tuple(error.absolute_path)
@@ -177,7 +183,7 @@ def _explain(error: ValidationError) -> Iterator[tuple[tuple[Part, ...], str, di
     instance = error.instance
     value: Any = error.validator_value
     if keyword == "required" and isinstance(instance, Mapping):
-        rule = "condition" if "then" in error.absolute_schema_path else "required"
+        rule = "condition" if _in_then_branch(error) else "required"
         for name in value:
             if name not in instance:
                 yield (*path, name), rule, {}

@@ -13,6 +13,7 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
+from broker.audit.events import AuditEvent
 from broker.errors import MalformedMessage
 from broker.model import (
     AttachmentEntry,
@@ -25,7 +26,6 @@ from broker.model import (
     ReceiptStatus,
     SealedEnvelope,
 )
-from broker.audit.events import AuditEvent
 from broker.wire.gen.rogatory.v1 import audit_pb2
 from broker.wire.gen.rogatory.v1 import envelope_pb2 as pb
 

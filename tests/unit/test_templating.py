@@ -416,6 +416,9 @@ def _field(data: dict[str, Any], section: str, name: str) -> dict[str, Any]:
     return found
 
 
+_LABELS = {"en": "Unit", "fr": "Unité", "de": "Einheit"}
+
+
 def _drop_id(data: dict[str, Any]) -> None:
     del data["id"]
 
@@ -460,6 +463,12 @@ def _conditional_without_condition(data: dict[str, Any]) -> None:
     del _field(data, "header", "previous_request_reference")["condition"]
 
 
+def _group_cycle(data: dict[str, Any]) -> None:
+    data["field_groups"]["contact"]["fields"].append(
+        {"name": "unit", "type": "group:authority", "required": False, "label": _LABELS}
+    )
+
+
 def _bad_example(data: dict[str, Any]) -> None:
     _field(data, "header", "date")["example"] = "15.01.2026"
 
@@ -477,6 +486,7 @@ def _bad_example(data: dict[str, Any]) -> None:
         (_bad_verification, "custodian"),
         (_duplicate_name, "date"),
         (_conditional_without_condition, "previous_request_reference"),
+        (_group_cycle, "cycle: contact -> authority -> contact"),
         (_bad_example, "date"),
     ],
 )

@@ -67,7 +67,7 @@ def mint_token(private_key: Any, *, issuer: str, audience: str, subject: str,
                       private_key, algorithm="EdDSA")
 
 
-class OperatorAuthInterceptor(grpc.aio.ServerInterceptor):
+class OperatorAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Rejects any call without a valid bearer token; exposes the operator to servicers."""
 
     def __init__(self, verifier: TokenVerifier) -> None:

@@ -34,7 +34,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         self._slots: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(self._per_peer))
 
-    async def Deliver(  # noqa: N802 - gRPC method name
+    async def Deliver(
         self,
         request_iterator: AsyncIterator[exchange_pb2.DeliverFrame],
         context: grpc.aio.ServicerContext[exchange_pb2.DeliverFrame, envelope_pb2.Receipt],

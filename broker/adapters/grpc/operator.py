@@ -54,7 +54,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         self.mailbox = Mailbox(ctx)
         self.on_sent = on_sent
 
-    async def Send(self, request_iterator: AsyncIterator[op.SendFrame],  # noqa: N802
+    async def Send(self, request_iterator: AsyncIterator[op.SendFrame],
                    context: grpc.aio.ServicerContext[Any, Any]) -> op.SendResult:
         try:
             operator = _operator(SENDERS)
@@ -88,7 +88,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                                            sha256=a.sha256.hex())
                          for a, name in zip(sent.attachments, sent.filenames, strict=True)])
 
-    async def ListMessages(self, request: op.ListRequest,  # noqa: N802
+    async def ListMessages(self, request: op.ListRequest,
                            context: grpc.aio.ServicerContext[Any, Any]) -> op.MessageList:
         try:
             _operator(READERS)
@@ -101,7 +101,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             raise AssertionError("unreachable") from e
         return op.MessageList(messages=[summary(m, n) for m, n in rows])
 
-    async def GetMessage(self, request: op.MessageRef,  # noqa: N802
+    async def GetMessage(self, request: op.MessageRef,
                          context: grpc.aio.ServicerContext[Any, Any]) -> op.MessageDetail:
         try:
             operator = _operator(READERS)
@@ -111,7 +111,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             await _fail(context, e)
             raise AssertionError("unreachable") from e
         m = view.message
-        state, attempts, error = view.delivery or ("", 0, "")
+        _state, attempts, error = view.delivery or ("", 0, "")
         return op.MessageDetail(
             message=summary(m, len(view.attachments)), payload=view.payload,
             attachments=[op.AttachmentInfo(index=a.index, filename=a.filename,
@@ -121,7 +121,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             signer_key_id=view.signer_key_id, signature_fingerprint=view.signature_fingerprint,
             delivery_attempts=attempts, last_error=error)
 
-    async def GetReceipt(self, request: op.MessageRef,  # noqa: N802
+    async def GetReceipt(self, request: op.MessageRef,
                          context: grpc.aio.ServicerContext[Any, Any]) -> op.ReceiptDetail:
         try:
             _operator(READERS)
@@ -139,7 +139,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             header_sha256=b.header_sha256.hex() if b else "", verified=view.verified,
             receipt=view.raw)
 
-    async def ReadAttachment(self, request: op.AttachmentRef,  # noqa: N802
+    async def ReadAttachment(self, request: op.AttachmentRef,
                              context: grpc.aio.ServicerContext[Any, Any]
                              ) -> AsyncIterator[op.AttachmentData]:
         try:
@@ -151,7 +151,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         except RogatoryError as e:
             await _fail(context, e)
 
-    async def GetStatus(self, request: op.StatusRequest,  # noqa: N802
+    async def GetStatus(self, request: op.StatusRequest,
                         context: grpc.aio.ServicerContext[Any, Any]) -> op.NodeStatus:
         try:
             _operator(READERS)

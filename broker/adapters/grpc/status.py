@@ -29,7 +29,7 @@ _RETRIABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EX
                         grpc.StatusCode.CANCELLED})
 
 
-def status_for(error: RogatoryError) -> tuple[grpc.StatusCode, str, str]:
+def status_for(error: RogatoryError) -> tuple[grpc.StatusCode, str, str]:  # noqa: PLR0911 - a table
     """(status, public message, public reason) for an error raised while serving a peer."""
     if isinstance(error, SenderMismatch):
         return grpc.StatusCode.PERMISSION_DENIED, "sender mismatch", error.code

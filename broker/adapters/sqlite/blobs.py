@@ -12,6 +12,8 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+from broker.ports import BlobSink
+
 
 class BlobWriter:
     """An open temporary blob. `discard()` on any failure; the store renames on commit."""
@@ -43,14 +45,16 @@ class BlobStore:
         self.tmp = root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
 
-    def new_writer(self) -> BlobWriter:
+    def new_writer(self) -> BlobSink:
         return BlobWriter(self.tmp / f"{secrets.token_hex(12)}.part")
 
     def final_path(self, direction: str, envelope_id: bytes, index: int) -> Path:
         return self.root / direction / envelope_id.hex() / f"{index}.bin"
 
-    def place(self, writer: BlobWriter, direction: str, envelope_id: bytes, index: int) -> str:
+    def place(self, writer: BlobSink, direction: str, envelope_id: bytes, index: int) -> str:
         """Move a closed temporary blob to its final name; returns the relative path."""
+        if not isinstance(writer, BlobWriter):
+            raise TypeError("not a blob of this store")
         final = self.final_path(direction, envelope_id, index)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(writer.tmp_path, final)
