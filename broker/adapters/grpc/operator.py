@@ -32,7 +32,7 @@ def _operator(allowed: frozenset[str]) -> Operator:
 
 
 async def _fail(context: grpc.aio.ServicerContext[Any, Any], e: RogatoryError) -> None:
-    code, message, reason = status_for(e)
+    code, message, reason = status_for(e, opaque=False)
     if e.code == "FORBIDDEN":
         code = grpc.StatusCode.PERMISSION_DENIED
     context.set_trailing_metadata(((REASON_KEY, reason),))

@@ -29,12 +29,13 @@ _RETRIABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EX
                         grpc.StatusCode.CANCELLED})
 
 
-def status_for(error: RogatoryError) -> tuple[grpc.StatusCode, str, str]:  # noqa: PLR0911 - a table
-    """(status, public message, public reason) for an error raised while serving a peer."""
+def status_for(error: RogatoryError, *,  # noqa: PLR0911 - a table
+               opaque: bool = True) -> tuple[grpc.StatusCode, str, str]:
+    """(status, message, reason) for an error; `opaque` hides crypto failures from peers."""
     if isinstance(error, SenderMismatch):
         return grpc.StatusCode.PERMISSION_DENIED, "sender mismatch", error.code
     if isinstance(error, PeerError):
-        if error.code in _OPAQUE:
+        if opaque and error.code in _OPAQUE:
             return grpc.StatusCode.INVALID_ARGUMENT, "envelope rejected", "REJECTED"
         if isinstance(error, MessageTooLarge):
             return grpc.StatusCode.INVALID_ARGUMENT, "too large", error.code

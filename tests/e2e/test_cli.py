@@ -1,0 +1,118 @@
+"""The `rogatory` CLI against node processes: init, run, send, inbox, show, receipt."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from nodes.config import load_config
+from tests.e2e.procs import NodeProcess, processes, rogatory, wait_for
+from tests.harness import skeleton
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+
+@pytest.fixture
+def cli_fed(tmp_path: Path) -> Path:
+    out = rogatory("federation", "init", str(tmp_path / "fed"), "--agency",
+                   "DE-BFJ:central_authority", "--agency", "US-OIA:central_authority",
+                   "--json")
+    configs = json.loads(out.stdout)["configs"]
+    assert set(configs) == {"DE-BFJ", "US-OIA"}
+    return tmp_path
+
+
+def test_send_inbox_show_receipt_attachment_through_the_cli(cli_fed: Path) -> None:
+    fed = cli_fed / "fed"
+    de_cfg, us_cfg = fed / "DE-BFJ" / "node.toml", fed / "US-OIA" / "node.toml"
+    payload = cli_fed / "mla.json"
+    payload.write_bytes(skeleton("mla_request"))
+    evidence = cli_fed / "extract.bin"
+    evidence.write_bytes(os.urandom(3 << 20))
+    de = NodeProcess(load_config(de_cfg), cli_fed)
+    us = NodeProcess(load_config(us_cfg), cli_fed)
+    with processes(de.start(), us.start()):
+        sent = json.loads(rogatory("send", "--config", str(de_cfg), "--to", "US-OIA", "--type",
+                                   "mla_request", "--payload", str(payload), "--attach",
+                                   str(evidence), "--json").stdout)
+        mid = sent["message"]["message_id"]
+        assert sent["attachments"][0]["sha256"] == hashlib.sha256(
+            evidence.read_bytes()).hexdigest()
+
+        def receipt() -> dict[str, object] | None:
+            r = rogatory("receipt", mid, "--config", str(de_cfg), "--json", check=False)
+            return json.loads(r.stdout) if r.returncode == 0 else None
+
+        r = wait_for(receipt)
+        assert r["verified"] is True and r["receiver"] == "US-OIA"
+        inbox = json.loads(rogatory("inbox", "--config", str(us_cfg), "--json").stdout)
+        assert [m["message_id"] for m in inbox["messages"]] == [mid]
+        shown = json.loads(rogatory("show", mid, "--config", str(us_cfg), "--json").stdout)
+        assert shown["payload"] == json.loads(payload.read_bytes())
+        assert shown["message"]["peer"] == "DE-BFJ"
+        out = cli_fed / "received.bin"
+        got = json.loads(rogatory("attachment", mid, "0", "--out", str(out), "--config",
+                                  str(us_cfg), "--json").stdout)
+        assert out.read_bytes() == evidence.read_bytes()
+        assert got["sha256"] == sent["attachments"][0]["sha256"]
+        human = rogatory("inbox", "--config", str(us_cfg)).stdout
+        assert mid in human and "DE-BFJ" in human
+    assert de.proc is not None and de.proc.returncode == 0  # graceful SIGTERM
+
+
+def test_errors_are_one_clear_line_and_non_zero(cli_fed: Path) -> None:
+    fed = cli_fed / "fed"
+    de_cfg = fed / "DE-BFJ" / "node.toml"
+    payload = cli_fed / "p.json"
+    payload.write_text('{"not": "a preservation request"}')
+    # node not running
+    r = rogatory("inbox", "--config", str(de_cfg), check=False)
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "not running" in r.stderr
+    de = NodeProcess(load_config(de_cfg), cli_fed)
+    with processes(de.start()):
+        for args, needle in [
+            (["show", "00" * 16], "NOT_FOUND"),
+            (["show", "nothex"], "MALFORMED"),
+            (["send", "--to", "FR-NONE", "--type", "preservation", "--payload", str(payload)],
+             "UNKNOWN_SENDER"),
+            (["send", "--to", "US-OIA", "--type", "preservation", "--payload", str(payload)],
+             "TEMPLATE_INVALID"),
+            (["send", "--to", "US-OIA", "--type", "no_such_type", "--payload", str(payload)],
+             "TEMPLATE"),
+        ]:
+            r = rogatory(*args, "--config", str(de_cfg), check=False)
+            assert r.returncode == 1, args
+            assert r.stderr.startswith("rogatory: error:") and needle in r.stderr, r.stderr
+            assert r.stderr.count("\n") == 1, r.stderr
+            assert "a preservation request" not in r.stderr  # never echo content
+    r = rogatory("send", "--to", "US-OIA", "--type", "x", "--payload", str(payload), check=False)
+    assert r.returncode == 2 and "ROGATORY_CONFIG" in r.stderr
+
+
+def test_operator_api_refuses_calls_without_a_valid_token(cli_fed: Path) -> None:
+    import grpc
+
+    from broker.wire.gen.rogatory.v1 import operator_pb2, operator_pb2_grpc
+    cfg = load_config(cli_fed / "fed" / "DE-BFJ" / "node.toml")
+    with processes(NodeProcess(cfg, cli_fed).start()):
+        with grpc.insecure_channel(cfg.operator_listen) as ch:
+            stub = operator_pb2_grpc.OperatorStub(ch)
+            for metadata in [(), (("authorization", "Bearer not-a-jwt"),),
+                             (("authorization", "Bearer eyJhbGciOiJub25lIn0.e30."),)]:
+                with pytest.raises(grpc.RpcError) as err:
+                    stub.GetStatus(operator_pb2.StatusRequest(), metadata=metadata, timeout=5)
+                assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_node_shuts_down_gracefully_on_sigterm(cli_fed: Path) -> None:
+    cfg = load_config(cli_fed / "fed" / "DE-BFJ" / "node.toml")
+    node = NodeProcess(cfg, cli_fed).start()
+    assert node.proc is not None
+    node.proc.send_signal(signal.SIGTERM)
+    assert node.proc.wait(timeout=15) == 0
+    assert '"node.stopped"' in node.log.read_text()
