@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from broker.crypto import signing as sig
 from broker.envelope import Signer
-from broker.errors import ReceiptInvalid
+from broker.errors import PeerError, ReceiptInvalid
 from broker.model import EnvelopeHeader, MessageId, Receipt, ReceiptBody, ReceiptStatus
 from broker.trust import TrustList
 from broker.wire import codec
@@ -59,7 +59,10 @@ def verify_receipt(
         raise ReceiptInvalid("receipt names other parties")
     if body.envelope_id != envelope_id or body.header_sha256 != header_sha256:
         raise ReceiptInvalid("receipt is for another envelope")
-    key = trust.node(receiver).verify_key(body.receiver_key_id, now_ms)
+    try:
+        key = trust.node(receiver).verify_key(body.receiver_key_id, now_ms)
+    except PeerError as e:  # unknown or revoked key: a bad receipt, not a refusal
+        raise ReceiptInvalid(f"receipt signing key is not usable ({e.code})") from e
     if not sig.verify(key, sig.RECEIPT, receipt.body, receipt.signature):
         raise ReceiptInvalid("receipt signature does not verify")
     return body

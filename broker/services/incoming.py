@@ -31,6 +31,14 @@ from broker.services.context import NodeContext, log
 from broker.wire import codec
 
 
+class _ConcurrentDuplicate(Exception):
+    """Another delivery of the same envelope committed while this one streamed."""
+
+    def __init__(self, receipt: bytes) -> None:
+        super().__init__("concurrent duplicate")
+        self.receipt = receipt
+
+
 @dataclass(frozen=True)
 class Accepted:
     receipt: Receipt
@@ -60,6 +68,12 @@ class Incoming:
         except RogatoryError as e:
             await self._reject(e, envelope, verified, header_sha, peer_identity)
             raise
+
+    async def reject_before_envelope(self, error: RogatoryError, *, peer_identity: str) -> None:
+        """Audit a delivery refused at the transport (certificate, quota, framing)."""
+        await self.ctx.store.audit(AuditEvent(EventType.ENVELOPE_REJECTED, actor=self.ctx.actor,
+                                              peer=peer_identity, reason=error.code))
+        log.warning("envelope.rejected", reason=error.code, peer=peer_identity)
 
     async def _check_duplicate(self, v: VerifiedEnvelope, header_sha: bytes) -> Accepted | None:
         found = await self.ctx.store.find_incoming(v.envelope_id)
@@ -119,8 +133,18 @@ class Incoming:
                 header=v.raw.header, signature=v.raw.signature, header_sha256=v.header_sha256,
                 payload=ctx.at_rest.seal("payload", eid.raw, v.body.payload),
                 status="received", stored_at_ms=now, attachments=tuple(atts))
-            await ctx.store.record_incoming(msg, codec.encode_receipt(receipt), "accepted",
-                                            self._event(EventType.ENVELOPE_RECEIVED, v))
+            earlier = await ctx.store.record_incoming(
+                msg, codec.encode_receipt(receipt), "accepted",
+                self._event(EventType.ENVELOPE_RECEIVED, v),
+                self._event(EventType.ENVELOPE_DUPLICATE, v))
+            if earlier is not None:
+                raise _ConcurrentDuplicate(earlier)
+        except _ConcurrentDuplicate as dup:
+            for w in writers:
+                w.discard()
+            for path in placed:
+                ctx.blobs.remove(path)
+            return Accepted(codec.decode_receipt(dup.receipt), duplicate=True)
         except BaseException:
             for w in writers:
                 w.discard()

@@ -18,10 +18,11 @@ from nodes.operator_client import OperatorClient
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def rogatory(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def rogatory(*args: str, check: bool = True,
+             timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run the real `rogatory` CLI (the console script's module) as a subprocess."""
     proc = subprocess.run([sys.executable, "-m", "nodes.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+                          text=True, timeout=timeout, cwd=ROOT, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"rogatory {' '.join(args)} failed: {proc.stderr}")
     return proc

@@ -14,6 +14,8 @@ from nodes.config import load_config
 from tests.e2e.procs import NodeProcess, processes, rogatory, wait_for
 from tests.harness import skeleton
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 
@@ -31,7 +33,7 @@ def test_send_inbox_show_receipt_attachment_through_the_cli(cli_fed: Path) -> No
     fed = cli_fed / "fed"
     de_cfg, us_cfg = fed / "DE-BFJ" / "node.toml", fed / "US-OIA" / "node.toml"
     payload = cli_fed / "mla.json"
-    payload.write_bytes(skeleton("mla_request"))
+    payload.write_bytes((EXAMPLES / "mla_request.json").read_bytes())
     evidence = cli_fed / "extract.bin"
     evidence.write_bytes(os.urandom(3 << 20))
     de = NodeProcess(load_config(de_cfg), cli_fed)
@@ -63,6 +65,12 @@ def test_send_inbox_show_receipt_attachment_through_the_cli(cli_fed: Path) -> No
         human = rogatory("inbox", "--config", str(us_cfg)).stdout
         assert mid in human and "DE-BFJ" in human
     assert de.proc is not None and de.proc.returncode == 0  # graceful SIGTERM
+    # Logs carry ids, hashes and codes: never request content or file names.
+    logs = de.log.read_text() + us.log.read_text()
+    assert mid in logs
+    for secret in ("registrant@mail.example", "Example Mail Inc", "extract.bin",
+                   "phishing", "Desk officer"):
+        assert secret not in logs
 
 
 def test_errors_are_one_clear_line_and_non_zero(cli_fed: Path) -> None:
@@ -99,14 +107,14 @@ def test_operator_api_refuses_calls_without_a_valid_token(cli_fed: Path) -> None
 
     from broker.wire.gen.rogatory.v1 import operator_pb2, operator_pb2_grpc
     cfg = load_config(cli_fed / "fed" / "DE-BFJ" / "node.toml")
-    with processes(NodeProcess(cfg, cli_fed).start()):
-        with grpc.insecure_channel(cfg.operator_listen) as ch:
-            stub = operator_pb2_grpc.OperatorStub(ch)
-            for metadata in [(), (("authorization", "Bearer not-a-jwt"),),
-                             (("authorization", "Bearer eyJhbGciOiJub25lIn0.e30."),)]:
-                with pytest.raises(grpc.RpcError) as err:
-                    stub.GetStatus(operator_pb2.StatusRequest(), metadata=metadata, timeout=5)
-                assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with processes(NodeProcess(cfg, cli_fed).start()), \
+            grpc.insecure_channel(cfg.operator_listen) as ch:
+        stub = operator_pb2_grpc.OperatorStub(ch)
+        for metadata in [(), (("authorization", "Bearer not-a-jwt"),),
+                         (("authorization", "Bearer eyJhbGciOiJub25lIn0.e30."),)]:
+            with pytest.raises(grpc.RpcError) as err:
+                stub.GetStatus(operator_pb2.StatusRequest(), metadata=metadata, timeout=5)
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_node_shuts_down_gracefully_on_sigterm(cli_fed: Path) -> None:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import sqlite3
+from collections.abc import AsyncIterator
 
 import pytest
 
 from broker.errors import TemplateError, UnknownSender
-from broker.model import ReceiptStatus
+from broker.model import MessageId, ReceiptStatus, SealedEnvelope
 from broker.receipts import verify_receipt
 from broker.services.mailbox import Mailbox
 from broker.wire import codec
+from nodes.node import AgencyNode
 from tests.harness import (
     Federation,
     audit_events,
+    db_path,
     nodes,
     now_ms,
     send,
@@ -76,9 +82,6 @@ async def test_redelivery_gets_the_original_receipt_and_one_inbox_entry(
         mid = await send(de, "NL-24X7")
         await wait_delivered(de, mid)
         stored = await de.ctx.store.get_message(mid)
-        item = codec.decode_envelope((await de.ctx.store.due_outbox(now_ms() + 10**12, 10)
-                                      or [None])[0].envelope) if False else None
-        del item
         _, first, _, _ = await de.ctx.store.get_receipt(mid)
         envelope = await _stored_envelope(de, mid)
         before = state_digest(nl.config)
@@ -103,7 +106,6 @@ async def test_unreachable_recipient_is_retried_until_it_comes_up(fed: Federatio
             state = await de.ctx.store.outbox_state(mid)
             if state and state[1] >= 1:
                 break
-            import asyncio
             await asyncio.sleep(0.02)
         assert state is not None and state[0] == "pending" and state[1] >= 1
         assert state[2].startswith("TRANSPORT_")
@@ -124,17 +126,27 @@ async def test_invalid_payload_is_refused_before_anything_is_stored(fed: Federat
         assert state_digest(fed.configs["DE-BFJ"]) == before
 
 
-async def _stored_envelope(node, mid):  # type: ignore[no-untyped-def]
-    import contextlib
-    import sqlite3
-
-    from tests.harness import db_path
+async def _stored_envelope(node: AgencyNode, mid: MessageId) -> SealedEnvelope:
     with contextlib.closing(sqlite3.connect(db_path(node.config))) as db:
         row = db.execute("SELECT envelope FROM outbox WHERE envelope_id = ?",
                          (mid.raw,)).fetchone()
     return codec.decode_envelope(bytes(row[0]))
 
 
-async def _no_chunks():  # type: ignore[no-untyped-def]
-    return
-    yield
+async def _no_chunks() -> AsyncIterator[tuple[int, int, bytes]]:
+    for chunk in ():
+        yield chunk
+
+
+async def test_undeliverable_message_is_dead_lettered_at_expiry(fed: Federation) -> None:
+    """Timeline: a request with a 1.5 s lifetime goes to a node that never comes up; the
+    sender retries, then dead-letters it at expiry and audits that."""
+    async with nodes(fed, "DE-BFJ") as n:
+        de = n["DE-BFJ"]
+        assert de.ctx is not None
+        mid = await send(de, "US-OIA", "mla_request", ttl_ms=1500)
+        assert await wait_delivered(de, mid, timeout_s=30) == "expired"
+        stored = await de.ctx.store.get_message(mid)
+        assert stored.status == "expired"
+    events = [e["event_type"] for e in audit_events(fed.configs["DE-BFJ"])]
+    assert "delivery.expired" in events and "envelope.delivered" not in events

@@ -39,13 +39,18 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         request_iterator: AsyncIterator[exchange_pb2.DeliverFrame],
         context: grpc.aio.ServicerContext[exchange_pb2.DeliverFrame, envelope_pb2.Receipt],
     ) -> envelope_pb2.Receipt:
+        peer = ""
         try:
-            peer = self._peer(context)
-            slot = self._slots[peer]
-            if slot.locked():
-                raise TransportError("too many concurrent deliveries", code="QUOTA")
-            async with slot:
+            try:
+                peer = self._peer(context)
+                slot = self._slots[peer]
+                if slot.locked():
+                    raise TransportError("too many concurrent deliveries", code="QUOTA")
                 envelope = await _first_envelope(request_iterator)
+            except RogatoryError as e:
+                await self.incoming.reject_before_envelope(e, peer_identity=peer)
+                raise
+            async with slot:
                 result = await self.incoming.accept(envelope, _chunks(request_iterator),
                                                     peer_identity=peer)
             return codec.to_receipt_pb(result.receipt)

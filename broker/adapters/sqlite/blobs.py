@@ -49,7 +49,10 @@ class BlobStore:
         return BlobWriter(self.tmp / f"{secrets.token_hex(12)}.part")
 
     def final_path(self, direction: str, envelope_id: bytes, index: int) -> Path:
-        return self.root / direction / envelope_id.hex() / f"{index}.bin"
+        """A fresh name per placement: a losing concurrent duplicate never touches the
+        winner's file when it cleans up."""
+        return (self.root / direction / envelope_id.hex()
+                / f"{index}-{secrets.token_hex(6)}.bin")
 
     def place(self, writer: BlobSink, direction: str, envelope_id: bytes, index: int) -> str:
         """Move a closed temporary blob to its final name; returns the relative path."""

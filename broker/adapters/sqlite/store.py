@@ -192,18 +192,41 @@ class NodeStore:
         await self._run(self._tx, w, [event])
 
     async def record_incoming(self, msg: StoredMessage, receipt: bytes, receipt_status: str,
-                              event: AuditEvent) -> None:
-        """Store an accepted incoming message with the receipt we issued for it."""
+                              event: AuditEvent, duplicate: AuditEvent) -> bytes | None:
+        """Store an accepted incoming message with the receipt we issued for it.
+
+        If a concurrent delivery of the same envelope committed first, nothing is stored,
+        `duplicate` is audited and that delivery's receipt is returned. The same id with
+        other content raises ReplayDetected.
+        """
+        def existing(db: sqlite3.Connection) -> bytes | None:
+            row = db.execute(
+                "SELECT m.peer, m.header_sha256, r.receipt FROM messages m JOIN receipts r "
+                "ON r.direction = m.direction AND r.envelope_id = m.envelope_id "
+                "WHERE m.direction = 'in' AND m.envelope_id = ?",
+                (msg.envelope_id.raw,)).fetchone()
+            if row is None:
+                return None
+            if str(row[0]) != msg.peer or bytes(row[1]) != msg.header_sha256:
+                raise ReplayDetected("envelope id already stored with other content")
+            return bytes(row[2])
+
         def w(db: sqlite3.Connection) -> None:
-            existing = db.execute("SELECT 1 FROM messages WHERE direction = 'in' AND "
-                                  "envelope_id = ?", (msg.envelope_id.raw,)).fetchone()
-            if existing:
-                raise ReplayDetected("envelope id already stored")
             self._insert_message(db, msg)
             db.execute("INSERT INTO receipts (direction, envelope_id, receipt, status, "
                        "received_at_ms) VALUES ('in', ?, ?, ?, ?)",
                        (msg.envelope_id.raw, receipt, receipt_status, msg.stored_at_ms))
-        await self._run(self._tx, w, [event])
+
+        def run() -> bytes | None:
+            # The store thread serialises transactions, so check-then-insert is atomic.
+            found = existing(self.db)
+            if found is not None:
+                self._tx(lambda db: None, [duplicate])
+                return found
+            self._tx(w, [event])
+            return None
+
+        return await self._run(run)
 
     @staticmethod
     def _insert_message(db: sqlite3.Connection, m: StoredMessage) -> None:
