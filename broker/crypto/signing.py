@@ -13,8 +13,9 @@ from broker.crypto.keys import VerifyKey
 ENVELOPE_HEADER = b"rogatory/v1/envelope-header"
 RECEIPT = b"rogatory/v1/receipt"
 TRUST_LIST = b"rogatory/v1/trust-list"
+TREE_HEAD = b"rogatory/v1/tree-head"
 
-_LABELS = frozenset({ENVELOPE_HEADER, RECEIPT, TRUST_LIST})
+_LABELS = frozenset({ENVELOPE_HEADER, RECEIPT, TRUST_LIST, TREE_HEAD})
 
 
 def to_be_signed(label: bytes, data: bytes) -> bytes:

@@ -14,6 +14,7 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from broker.audit.events import AuditEvent
+from broker.model.checkpoint import SignedTreeHead, TreeHead
 from broker.errors import MalformedMessage
 from broker.model import (
     AttachmentEntry,
@@ -251,3 +252,27 @@ def decode_audit_record(data: bytes) -> dict[str, object]:
         "prev_hash": m.prev_hash.hex(),
         "attachment_sha256": [h.hex() for h in m.attachment_sha256],
     }
+
+
+# -- tree heads -----------------------------------------------------------------------
+
+def encode_tree_head(t: TreeHead) -> bytes:
+    return _encode(audit_pb2.TreeHead(node_id=t.node_id, tree_size=t.tree_size,
+                                      root_hash=t.root_hash, time_ms=t.time_ms,
+                                      key_id=t.key_id))
+
+
+def decode_tree_head(data: bytes) -> TreeHead:
+    m = _parse_strict(audit_pb2.TreeHead, data, "tree head")
+    return TreeHead(node_id=m.node_id, tree_size=m.tree_size, root_hash=m.root_hash,
+                    time_ms=m.time_ms, key_id=m.key_id)
+
+
+def encode_signed_tree_head(sth: SignedTreeHead) -> bytes:
+    return _encode(audit_pb2.SignedTreeHead(tree_head=sth.tree_head, signature=sth.signature))
+
+
+def decode_signed_tree_head(data: bytes) -> SignedTreeHead:
+    m = _parse_strict(audit_pb2.SignedTreeHead, data, "signed tree head")
+    return SignedTreeHead(tree_head=m.tree_head, signature=m.signature,
+                          head=decode_tree_head(m.tree_head))

@@ -40,6 +40,9 @@ class AuditRecord(_message.Message):
     PREV_HASH_FIELD_NUMBER: _builtins.int
     ATTACHMENT_SHA256_FIELD_NUMBER: _builtins.int
     CASE_ID_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    JUSTIFICATION_FIELD_NUMBER: _builtins.int
+    RECIPIENTS_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     sequence: _builtins.int
     """per node, from 1, no gaps"""
@@ -60,12 +63,22 @@ class AuditRecord(_message.Message):
     prev_hash: _builtins.bytes
     """SHA-256 of the previous record's bytes"""
     case_id: _builtins.str
+    justification: _builtins.str
+    """LED Art. 25: why a consultation or disclosure"""
     @_builtins.property
     def policy_decision_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def citations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def attachment_sha256(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    @_builtins.property
+    def checkpoint(self) -> Global___SignedTreeHead:
+        """set on event "audit.checkpoint" only"""
+
+    @_builtins.property
+    def recipients(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """LED Art. 25: to whom data were disclosed"""
+
     def __init__(
         self,
         *,
@@ -87,11 +100,73 @@ class AuditRecord(_message.Message):
         prev_hash: _builtins.bytes = ...,
         attachment_sha256: _abc.Iterable[_builtins.bytes] | None = ...,
         case_id: _builtins.str = ...,
+        checkpoint: Global___SignedTreeHead | None = ...,
+        justification: _builtins.str = ...,
+        recipients: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "attachment_sha256", b"attachment_sha256", "body_sha256", b"body_sha256", "case_id", b"case_id", "citations", b"citations", "envelope_id", b"envelope_id", "event_type", b"event_type", "header_sha256", b"header_sha256", "message_type", b"message_type", "node_id", b"node_id", "peer", b"peer", "policy_decision_ids", b"policy_decision_ids", "prev_hash", b"prev_hash", "reason", b"reason", "sequence", b"sequence", "template_id", b"template_id", "template_version", b"template_version", "time_ms", b"time_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "attachment_sha256", b"attachment_sha256", "body_sha256", b"body_sha256", "case_id", b"case_id", "checkpoint", b"checkpoint", "citations", b"citations", "envelope_id", b"envelope_id", "event_type", b"event_type", "header_sha256", b"header_sha256", "justification", b"justification", "message_type", b"message_type", "node_id", b"node_id", "peer", b"peer", "policy_decision_ids", b"policy_decision_ids", "prev_hash", b"prev_hash", "reason", b"reason", "recipients", b"recipients", "sequence", b"sequence", "template_id", b"template_id", "template_version", b"template_version", "time_ms", b"time_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AuditRecord: _TypeAlias = AuditRecord  # noqa: Y015
+
+@_typing.final
+class TreeHead(_message.Message):
+    """A node's statement of its audit log: the RFC 9162 Merkle root over its first
+    `tree_size` records (leaf i = the exact bytes of the record with sequence i + 1).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    ROOT_HASH_FIELD_NUMBER: _builtins.int
+    TIME_MS_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    tree_size: _builtins.int
+    root_hash: _builtins.bytes
+    time_ms: _builtins.int
+    key_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        tree_size: _builtins.int = ...,
+        root_hash: _builtins.bytes = ...,
+        time_ms: _builtins.int = ...,
+        key_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "node_id", b"node_id", "root_hash", b"root_hash", "time_ms", b"time_ms", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TreeHead: _TypeAlias = TreeHead  # noqa: Y015
+
+@_typing.final
+class SignedTreeHead(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TREE_HEAD_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    tree_head: _builtins.bytes
+    """TreeHead bytes verbatim"""
+    signature: _builtins.bytes
+    """Ed25519 over "rogatory/v1/tree-head" 0x00 SHA-256(tree_head)"""
+    def __init__(
+        self,
+        *,
+        tree_head: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["signature", b"signature", "tree_head", b"tree_head"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignedTreeHead: _TypeAlias = SignedTreeHead  # noqa: Y015

@@ -273,6 +273,7 @@ class ReceiptBody(_message.Message):
     RECEIVED_AT_MS_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     TRUST_LIST_VERSION_FIELD_NUMBER: _builtins.int
+    RECEIVER_TREE_HEAD_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     envelope_id: _builtins.bytes
     receiver: _builtins.str
@@ -283,6 +284,8 @@ class ReceiptBody(_message.Message):
     received_at_ms: _builtins.int
     status: Global___ReceiptStatus.ValueType
     trust_list_version: _builtins.int
+    receiver_tree_head: _builtins.bytes
+    """the receiver's latest SignedTreeHead bytes (split-view evidence)"""
     @_builtins.property
     def attachment_sha256(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
     def __init__(
@@ -299,10 +302,11 @@ class ReceiptBody(_message.Message):
         received_at_ms: _builtins.int = ...,
         status: Global___ReceiptStatus.ValueType = ...,
         trust_list_version: _builtins.int = ...,
+        receiver_tree_head: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachment_sha256", b"attachment_sha256", "body_sha256", b"body_sha256", "envelope_id", b"envelope_id", "header_sha256", b"header_sha256", "received_at_ms", b"received_at_ms", "receiver", b"receiver", "receiver_key_id", b"receiver_key_id", "sender", b"sender", "status", b"status", "trust_list_version", b"trust_list_version", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachment_sha256", b"attachment_sha256", "body_sha256", b"body_sha256", "envelope_id", b"envelope_id", "header_sha256", b"header_sha256", "received_at_ms", b"received_at_ms", "receiver", b"receiver", "receiver_key_id", b"receiver_key_id", "receiver_tree_head", b"receiver_tree_head", "sender", b"sender", "status", b"status", "trust_list_version", b"trust_list_version", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
