@@ -31,6 +31,14 @@ class EnvelopeLimits:
 
 
 @dataclass(frozen=True)
+class AuditPolicy:
+    """Signed tree heads every `checkpoint_every` records or `checkpoint_interval_s`."""
+
+    checkpoint_every: int = 256
+    checkpoint_interval_s: float = 30.0
+
+
+@dataclass(frozen=True)
 class DeliveryPolicy:
     """Retries with exponential backoff and full jitter until a receipt or expiry."""
 

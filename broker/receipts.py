@@ -20,6 +20,7 @@ def issue_receipt(
     status: ReceiptStatus,
     received_at_ms: int,
     trust_list_version: int,
+    receiver_tree_head: bytes = b"",
 ) -> Receipt:
     """The receiver's signed statement that it holds exactly this envelope."""
     body = codec.encode_receipt_body(ReceiptBody(
@@ -34,6 +35,7 @@ def issue_receipt(
         received_at_ms=received_at_ms,
         status=status,
         trust_list_version=trust_list_version,
+        receiver_tree_head=receiver_tree_head,
     ))
     return Receipt(body=body, signature=signer.sign(sig.to_be_signed(sig.RECEIPT, body)))
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from broker.config import DeliveryPolicy, EnvelopeLimits
+from broker.config import AuditPolicy, DeliveryPolicy, EnvelopeLimits
 from broker.errors import ConfigError
 from broker.model.ids import validate_node_id
 
@@ -35,6 +35,7 @@ class NodeConfig:
     tls_cert: Path
     limits: EnvelopeLimits
     delivery: DeliveryPolicy
+    audit: AuditPolicy
 
 
 def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -90,6 +91,7 @@ def load_config(path: Path) -> NodeConfig:
             tls_cert=p(keys["tls_cert"]),
             limits=_overrides(EnvelopeLimits, doc.get("limits", {})),
             delivery=_overrides(DeliveryPolicy, doc.get("delivery", {})),
+            audit=_overrides(AuditPolicy, doc.get("audit", {})),
         )
     except KeyError as e:
         raise ConfigError(f"config {path} misses the setting {e.args[0]!r}") from e

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import time
@@ -68,13 +69,17 @@ class AgencyNode:
         self._transport: GrpcTransport | None = None
         self.ctx: NodeContext | None = None
         self._store: NodeStore | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
         self.exchange_port = 0
         self.operator_port = 0
 
     async def start(self) -> None:
         cfg = self.config
         check_loopback(cfg.operator_listen)
-        store = NodeStore(cfg.data_dir / "node.db", node_id=cfg.node_id, clock=self.clock)
+        signer = SigningKey.from_pem(_read(cfg.signing_key))
+        kem = KemPrivateKey.from_pem(_read(cfg.kem_key))
+        store = NodeStore(cfg.data_dir / "node.db", node_id=cfg.node_id, clock=self.clock,
+                          signer=signer, checkpoint_every=cfg.audit.checkpoint_every)
         await store.open()
         self._store = store
         try:
@@ -83,12 +88,11 @@ class AgencyNode:
         except TrustListError as e:
             await store.audit(AuditEvent(EventType.TRUST_LIST_LOADED, actor=f"node:{cfg.node_id}",
                                          reason=e.code))
-            await store.close()
+            await self.stop()
             raise
         me = trust.node(cfg.node_id)
-        signer = SigningKey.from_pem(_read(cfg.signing_key))
-        kem = KemPrivateKey.from_pem(_read(cfg.kem_key))
         if signer.key_id not in {k.key_id for k in me.signing_keys}:
+            await self.stop()
             raise ConfigError("this node's signing key is not in the trust list")
         blobs = BlobStore(cfg.data_dir / "blobs")
         blobs.clean_tmp()
@@ -111,8 +115,17 @@ class AgencyNode:
         await self._start_operator(ctx)
         self._delivery.start()
         await store.audit(AuditEvent(EventType.NODE_STARTED, actor=ctx.actor))
+        await store.checkpoint()
+        self._checkpoints = asyncio.create_task(self._checkpoint_loop(), name="checkpoints")
         log.info("node.started", node_id=cfg.node_id, exchange_port=self.exchange_port,
                  operator_port=self.operator_port, trust_list_version=trust.version)
+
+    async def _checkpoint_loop(self) -> None:
+        """Sign a tree head every interval (when there is anything new to sign)."""
+        assert self._store is not None
+        while True:
+            await asyncio.sleep(self.config.audit.checkpoint_interval_s)
+            await self._store.checkpoint()
 
     async def _start_exchange(self, ctx: NodeContext, ca: bytes, key: bytes,
                               cert: bytes) -> None:
@@ -161,10 +174,16 @@ class AgencyNode:
         if self._transport is not None:
             await self._transport.close()
             self._transport = None
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoints
+            self._checkpoints = None
         if self.ctx is not None:
             await self.ctx.store.audit(AuditEvent(EventType.NODE_STOPPED, actor=self.ctx.actor))
             self.ctx = None
         if self._store is not None:
+            await self._store.checkpoint()
             await self._store.close()
             self._store = None
             log.info("node.stopped", node_id=self.config.node_id)

@@ -27,6 +27,8 @@ class EventType(enum.StrEnum):
     ENVELOPE_REJECTED = "envelope.rejected"        # refused, nothing stored
     MESSAGE_CONSULTED = "message.consulted"        # an operator read a message
     ATTACHMENT_CONSULTED = "attachment.consulted"  # an operator read an attachment
+    AUDIT_CHECKPOINT = "audit.checkpoint"          # a signed tree head over the log so far
+    AUDIT_BACKLOG = "audit.backlog_full"           # publishing fell behind: exchanges refused
 
 
 @dataclass(frozen=True)
@@ -44,3 +46,7 @@ class AuditEvent:
     attachment_sha256: tuple[bytes, ...] = field(default=())
     policy_decision_ids: tuple[str, ...] = ()
     citations: tuple[str, ...] = ()
+    case_id: str = ""
+    checkpoint: bytes = b""                         # SignedTreeHead bytes
+    justification: str = ""                         # LED Art. 25, a code or reference
+    recipients: tuple[str, ...] = ()

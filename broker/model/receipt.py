@@ -26,6 +26,7 @@ class ReceiptBody:
     received_at_ms: int
     status: ReceiptStatus
     trust_list_version: int
+    receiver_tree_head: bytes = b""    # the receiver's latest SignedTreeHead bytes
 
 
 @dataclass(frozen=True)

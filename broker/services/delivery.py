@@ -27,7 +27,11 @@ from broker.wire import codec
 def backoff_ms(attempt: int, *, initial_ms: int, max_ms: int, multiplier: float,
                rng: random.Random) -> int:
     """Exponential backoff with full jitter for the `attempt`-th retry (1-based)."""
-    ceiling = min(max_ms, initial_ms * multiplier ** max(0, attempt - 1))
+    try:
+        growth = initial_ms * multiplier ** max(0, attempt - 1)
+    except OverflowError:  # float power overflows after ~1024 doublings: the cap applies
+        growth = max_ms
+    ceiling = min(max_ms, growth)
     return int(rng.uniform(ceiling / 2, ceiling))
 
 

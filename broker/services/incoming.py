@@ -124,7 +124,8 @@ class Incoming:
             receipt = issue_receipt(signer=ctx.signer, header=v.header,
                                     header_sha256=v.header_sha256,
                                     status=ReceiptStatus.ACCEPTED, received_at_ms=now,
-                                    trust_list_version=ctx.trust.version)
+                                    trust_list_version=ctx.trust.version,
+                                    receiver_tree_head=ctx.store.latest_checkpoint())
             h = v.header
             msg = StoredMessage(
                 direction="in", envelope_id=eid, peer=h.sender, message_type=h.message_type,

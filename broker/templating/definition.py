@@ -234,6 +234,47 @@ def _groups(data: Mapping[str, Any], source: str) -> dict[str, FieldGroup]:
     return groups
 
 
+def _deadlines(
+    raw_deadlines: list[Mapping[str, Any]], fields: list[FieldSpec], source: str
+) -> tuple[Deadline, ...]:
+    """Deadlines with their conditions bound to the top-level fields.
+
+    Raises:
+        TemplateError: a duplicate name, an ``extends`` naming no other deadline, or a
+            condition that does not parse or names an unknown field.
+    """
+    by_name = {f.name: f for f in fields}
+    names = [d["name"] for d in raw_deadlines]
+    deadlines = []
+    for raw in raw_deadlines:
+        where = f"deadline {raw['name']!r}"
+        if names.count(raw["name"]) > 1:
+            raise definition_error(source, where, "duplicate deadline name")
+        extends = raw.get("extends", "")
+        if extends and (extends not in names or extends == raw["name"]):
+            raise definition_error(source, where, f"extends unknown deadline {extends!r}")
+        text = raw.get("condition")
+        try:
+            condition = bind(parse_condition(text), by_name.get) if text is not None else None
+        except ConditionSyntaxError as e:
+            raise definition_error(source, where, f"condition: {e}") from e
+        deadlines.append(
+            Deadline(
+                name=raw["name"],
+                value=raw["value"],
+                basis=raw["basis"],
+                verification=raw["verification"],
+                kind=raw.get("kind", ""),
+                condition=condition,
+                condition_text=text,
+                starts=raw.get("starts", "receipt"),
+                extends=extends,
+                note=raw.get("note", ""),
+            )
+        )
+    return tuple(deadlines)
+
+
 def build_definition(data: Mapping[str, Any], source: str) -> TemplateDefinition:
     """Type and cross-check a template whose structure passed the meta-schema.
 
@@ -284,10 +325,7 @@ def build_definition(data: Mapping[str, Any], source: str) -> TemplateDefinition
         ),
         provenance=MappingProxyType(dict(data["provenance"])),
         roles=Roles(tuple(roles["sender"]), tuple(roles["recipient"])),
-        deadlines=tuple(
-            Deadline(d["name"], d["value"], d["basis"], d["verification"], d.get("kind", ""))
-            for d in data["deadlines"]
-        ),
+        deadlines=_deadlines(data["deadlines"], bound, source),
         field_groups=MappingProxyType(groups),
         sections=tuple(sections),
         fields=tuple(bound),

@@ -198,13 +198,29 @@ class Citation:
 
 @dataclass(frozen=True)
 class Deadline:
-    """A legal time limit carried as data (ISO 8601 duration) with its basis."""
+    """A legal time limit carried as data (ISO 8601 duration) with its basis.
+
+    Attributes:
+        name: stable token (``production_emergency``).
+        value: ISO 8601 duration (``PT8H``, ``P60D``).
+        basis: the legal citation and wording it rests on.
+        verification: V, R or U, as carried from the domain sources.
+        kind: ``minimum`` (at least this long), ``maximum`` (at most), or unstated.
+        condition: when set, the deadline applies only to payloads where it holds.
+        starts: the event that starts the clock (``receipt`` unless stated).
+        extends: the name of the deadline this one prolongs, if any.
+    """
 
     name: str
     value: str
     basis: str
     verification: str
-    kind: str = ""  # "minimum" (at least this long), "maximum" (at most), or unstated
+    kind: str = ""
+    condition: Condition | None = None
+    condition_text: str | None = None
+    starts: str = "receipt"
+    extends: str = ""
+    note: str = ""
 
 
 @dataclass(frozen=True)

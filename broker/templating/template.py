@@ -8,6 +8,7 @@ from typing import Any
 
 from broker.templating import payload as _payload
 from broker.templating.compiler import compile_schema, make_validator
+from broker.templating.conditions import evaluate
 from broker.templating.model import (
     DEFAULT_LANGUAGE,
     Citation,
@@ -119,6 +120,20 @@ class Template:
         errors = self.check(payload, lang)
         if errors:
             raise TemplateValidationError(f"{self.id} {self.version}: {summarise(errors)}", errors)
+
+    def deadlines_for(self, payload: Mapping[str, Any]) -> tuple[Deadline, ...]:
+        """The legal deadlines a message with ``payload`` starts.
+
+        Those without a condition always apply; a conditional one applies when its
+        condition holds on the payload's top-level fields (e.g. an EPOC whose
+        ``deadline`` is ``within_8_hours_emergency`` starts the 8-hour limit, not the
+        10-day one). Validate the payload first if the answer must be exact.
+        """
+        return tuple(
+            d
+            for d in self._definition.deadlines
+            if d.condition is None or evaluate(d.condition, payload)
+        )
 
     def data_categories(self, payload: Mapping[str, Any]) -> frozenset[str]:
         """Personal-data tags of the fields present in ``payload``."""

@@ -155,6 +155,12 @@ class CompactRange:
         self._nodes.append((height, h))
         self.size += 1
 
+    def copy(self) -> CompactRange:
+        other = CompactRange()
+        other._nodes = list(self._nodes)
+        other.size = self.size
+        return other
+
     def root(self) -> bytes:
         if not self._nodes:
             return EMPTY_ROOT

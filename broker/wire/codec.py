@@ -14,7 +14,6 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from broker.audit.events import AuditEvent
-from broker.model.checkpoint import SignedTreeHead, TreeHead
 from broker.errors import MalformedMessage
 from broker.model import (
     AttachmentEntry,
@@ -27,6 +26,8 @@ from broker.model import (
     ReceiptStatus,
     SealedEnvelope,
 )
+from broker.model.audit_record import AuditRecord
+from broker.model.checkpoint import SignedTreeHead, TreeHead
 from broker.wire.gen.rogatory.v1 import audit_pb2
 from broker.wire.gen.rogatory.v1 import envelope_pb2 as pb
 
@@ -173,6 +174,7 @@ def encode_receipt_body(r: ReceiptBody) -> bytes:
         received_at_ms=r.received_at_ms,
         status=int(r.status),  # type: ignore[arg-type]
         trust_list_version=r.trust_list_version,
+        receiver_tree_head=r.receiver_tree_head,
     ))
 
 
@@ -194,6 +196,7 @@ def decode_receipt_body(data: bytes) -> ReceiptBody:
         received_at_ms=m.received_at_ms,
         status=status,
         trust_list_version=m.trust_list_version,
+        receiver_tree_head=m.receiver_tree_head,
     )
 
 
@@ -237,20 +240,44 @@ def encode_audit_record(
         citations=list(event.citations),
         prev_hash=prev_hash,
         attachment_sha256=list(event.attachment_sha256),
+        case_id=event.case_id,
+        checkpoint=(audit_pb2.SignedTreeHead.FromString(event.checkpoint)
+                    if event.checkpoint else None),
+        justification=event.justification,
+        recipients=list(event.recipients),
     ))
 
 
-def decode_audit_record(data: bytes) -> dict[str, object]:
-    """A plain view of one audit record (for reports and the verifier)."""
+def decode_audit(data: bytes) -> AuditRecord:
+    """Strictly parse one audit record's exact bytes."""
     m = _parse_strict(audit_pb2.AuditRecord, data, "audit record")
+    return AuditRecord(
+        node_id=m.node_id, sequence=m.sequence, time_ms=m.time_ms, actor=m.actor,
+        event_type=m.event_type, envelope_id=m.envelope_id, peer=m.peer,
+        message_type=m.message_type, template_id=m.template_id,
+        template_version=m.template_version, header_sha256=m.header_sha256,
+        body_sha256=m.body_sha256, reason=m.reason,
+        policy_decision_ids=tuple(m.policy_decision_ids), citations=tuple(m.citations),
+        prev_hash=m.prev_hash, attachment_sha256=tuple(m.attachment_sha256),
+        case_id=m.case_id,
+        checkpoint=_encode(m.checkpoint) if m.HasField("checkpoint") else b"",
+        justification=m.justification, recipients=tuple(m.recipients))
+
+
+def decode_audit_record(data: bytes) -> dict[str, object]:
+    """A plain JSON-ready view of one audit record (reports, CLI, tests)."""
+    r = decode_audit(data)
     return {
-        "node_id": m.node_id, "sequence": m.sequence, "time_ms": m.time_ms, "actor": m.actor,
-        "event_type": m.event_type, "envelope_id": m.envelope_id.hex(), "peer": m.peer,
-        "message_type": m.message_type, "template_id": m.template_id,
-        "template_version": m.template_version, "header_sha256": m.header_sha256.hex(),
-        "body_sha256": m.body_sha256.hex(), "reason": m.reason,
-        "prev_hash": m.prev_hash.hex(),
-        "attachment_sha256": [h.hex() for h in m.attachment_sha256],
+        "node_id": r.node_id, "sequence": r.sequence, "time_ms": r.time_ms, "actor": r.actor,
+        "event_type": r.event_type, "envelope_id": r.envelope_id.hex(), "peer": r.peer,
+        "message_type": r.message_type, "template_id": r.template_id,
+        "template_version": r.template_version, "header_sha256": r.header_sha256.hex(),
+        "body_sha256": r.body_sha256.hex(), "reason": r.reason,
+        "prev_hash": r.prev_hash.hex(),
+        "attachment_sha256": [h.hex() for h in r.attachment_sha256],
+        "policy_decision_ids": list(r.policy_decision_ids), "citations": list(r.citations),
+        "case_id": r.case_id, "justification": r.justification,
+        "recipients": list(r.recipients), "checkpoint": r.checkpoint.hex(),
     }
 
 

@@ -59,7 +59,7 @@ LEAF_HASHES = [hash_leaf(x) for x in LEAVES]
 
 
 def test_published_roots_for_every_size() -> None:
-    assert EMPTY_ROOT == ROOTS[0]
+    assert ROOTS[0] == EMPTY_ROOT
     for n in range(len(LEAVES) + 1):
         assert root_from_leaf_hashes(LEAF_HASHES[:n]) == ROOTS[n]
     assert hash_children(LEAF_HASHES[0], LEAF_HASHES[1]) == ROOTS[2]

@@ -216,6 +216,7 @@ def test_trust_list_signature_in_another_domain_rejected() -> None:
     b'{"payloadType": "' + PAYLOAD_TYPE.encode() + b'", "signatures": []}',
 ])
 def test_malformed_trust_list_wrapper_rejected(data: bytes) -> None:
+    """Timeline: the file is replaced by something that is not a signed trust list."""
     with pytest.raises(TrustListError):
         load(data)
 
@@ -264,6 +265,7 @@ def test_admin_signature_relabelled_as_another_admin_rejected() -> None:
 
 @pytest.mark.parametrize("threshold", [0, 4, -1])
 def test_admin_threshold_out_of_range_rejected(threshold: int) -> None:
+    """Timeline: a signed list declares a threshold no admin set can (or must) meet."""
     doc = document(admins=admins_spec([A, B, C], threshold))
     with pytest.raises(TrustListError):
         load(sign_trust_list(doc, [A]), trusted=admin_set([A]))
@@ -335,6 +337,7 @@ def test_admin_rotation_table(old: tuple[list[SigningKey], int],
 # -- node and key lookups ----------------------------------------------------------------
 
 def test_unknown_node_is_unknown_sender() -> None:
+    """Timeline: an envelope names a sender the federation never listed."""
     tl = load(sign_trust_list(document(), [A]))
     for node_id in ("US-OIA", "DE-BFJX", "de-bfj", ""):
         with pytest.raises(UnknownSender):
@@ -401,6 +404,8 @@ def test_duplicate_node_id_rejected() -> None:
 @pytest.mark.parametrize("roles", [["superuser"], ["central_authority", "root"], [],
                                    ["Central_Authority"]])
 def test_unknown_role_rejected(roles: list[str]) -> None:
+    """Timeline: a list grants a node a role the broker does not define (or none),
+    which a later policy check might read in its own way."""
     doc = document(nodes=[node_spec("DE-BFJ", roles=roles)])
     with pytest.raises(TrustListError):
         load(sign_trust_list(doc, [A]))
@@ -408,6 +413,7 @@ def test_unknown_role_rejected(roles: list[str]) -> None:
 
 @pytest.mark.parametrize("node_id", ["DE_BFJ", "de-BFJ", "DEU-BFJ", "DE-", "DE-B!J"])
 def test_invalid_node_id_rejected(node_id: str) -> None:
+    """Timeline: a node id outside CC-AGENCY slips in, to collide with another in logs."""
     with pytest.raises(TrustListError):
         load(sign_trust_list(document(nodes=[node_spec(node_id)]), [A]))
 
@@ -417,12 +423,15 @@ NAIVE = "2025-06-15T15:06:40"
 
 @pytest.mark.parametrize("field", ["issued_at", "expires_at"])
 def test_timestamp_without_utc_offset_rejected(field: str) -> None:
+    """Timeline: a naive timestamp would be read in each node's local time zone, so
+    nodes in different countries would disagree on when the list expires."""
     doc = document(**{field: NAIVE})
     with pytest.raises(TrustListError):
         load(sign_trust_list(doc, [A]))
 
 
 def test_revocation_time_without_utc_offset_rejected() -> None:
+    """Timeline: as above, for the instant a key stops being valid."""
     de = node_spec("DE-BFJ", signing=[{"public": DE_SIGN.verify_key.b64(),
                                        "revoked_at": NAIVE}])
     with pytest.raises(TrustListError):
@@ -444,6 +453,7 @@ def test_unparseable_timestamp_rejected(bad: str) -> None:
 
 @pytest.mark.parametrize("public", ["not base64!", base64.b64encode(b"\x01" * 31).decode()])
 def test_malformed_node_key_rejected(public: str) -> None:
+    """Timeline: a node key that is not 32 bytes of base64 is listed."""
     doc = document(nodes=[node_spec("DE-BFJ", signing=[{"public": public}])])
     with pytest.raises(TrustListError):
         load(sign_trust_list(doc, [A]))
@@ -452,6 +462,7 @@ def test_malformed_node_key_rejected(public: str) -> None:
 @pytest.mark.parametrize("missing", ["federation", "version", "issued_at", "expires_at",
                                      "nodes"])
 def test_document_missing_a_field_rejected(missing: str) -> None:
+    """Timeline: a signed list omits a field (e.g. `expires_at`, so it never expires)."""
     doc = document()
     del doc[missing]
     with pytest.raises(TrustListError):
@@ -459,6 +470,7 @@ def test_document_missing_a_field_rejected(missing: str) -> None:
 
 
 def test_signed_payload_not_an_object_rejected() -> None:
+    """Timeline: an admin-signed payload that is JSON but not a trust-list object."""
     payload = b"[1, 2, 3]"
     data = json.dumps({"payloadType": PAYLOAD_TYPE,
                        "payload": base64.b64encode(payload).decode(),

@@ -54,7 +54,8 @@ class TokenVerifier:
         if int(claims["exp"]) - int(claims["iat"]) > self.max_lifetime_s:
             raise Unauthenticated("operator token lives too long")
         roles = claims.get("roles", [])
-        if not isinstance(roles, list) or not set(roles) <= OPERATOR_ROLES:
+        if not isinstance(roles, list) or not all(
+                isinstance(r, str) and r in OPERATOR_ROLES for r in roles):
             raise Unauthenticated("operator token has unknown roles")
         return Operator(subject=str(claims["sub"]), roles=frozenset(roles))
 

@@ -10,6 +10,7 @@ re-delivery cannot create a second entry.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,11 +18,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from broker.audit import AuditEvent
-from broker.crypto import sha256
+from broker.audit.journal import Journal
+from broker.envelope import Signer
 from broker.errors import NotFound, ReplayDetected
 from broker.model import MessageId
 from broker.model.stored import OutboxItem, StoredAttachment, StoredMessage
-from broker.wire import codec
 
 T = TypeVar("T")
 
@@ -79,7 +80,8 @@ CREATE TABLE IF NOT EXISTS receipts (
 CREATE TABLE IF NOT EXISTS audit (
   seq INTEGER PRIMARY KEY,
   record BLOB NOT NULL,
-  record_hash BLOB NOT NULL
+  record_hash BLOB NOT NULL,
+  leaf_hash BLOB NOT NULL
 );
 """
 
@@ -87,14 +89,14 @@ CREATE TABLE IF NOT EXISTS audit (
 class NodeStore:
     """The node's durable state. Public methods are async and run on the store thread."""
 
-    def __init__(self, path: Path, *, node_id: str, clock: Callable[[], int]) -> None:
+    def __init__(self, path: Path, *, node_id: str, clock: Callable[[], int],
+                 signer: Signer | None = None, checkpoint_every: int = 256) -> None:
         self._path = path
         self._node_id = node_id
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._db: sqlite3.Connection | None = None
-        self._last_hash = b""
-        self._last_seq = 0
+        self.journal = Journal(node_id, signer, checkpoint_every=checkpoint_every)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -108,10 +110,11 @@ class NodeStore:
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(SCHEMA)
-        row = db.execute("SELECT seq, record_hash FROM audit ORDER BY seq DESC LIMIT 1"
-                         ).fetchone()
-        if row:
-            self._last_seq, self._last_hash = int(row[0]), bytes(row[1])
+        last = db.execute("SELECT value FROM meta WHERE key = 'last_checkpoint'").fetchone()
+        self.journal.restore(
+            ((int(r[0]), bytes(r[1]), bytes(r[2])) for r in
+             db.execute("SELECT seq, record_hash, leaf_hash FROM audit ORDER BY seq")),
+            bytes.fromhex(last[0]) if last else b"")
         self._db = db
 
     async def close(self) -> None:
@@ -130,25 +133,28 @@ class NodeStore:
             raise RuntimeError("store is not open")
         return self._db
 
-    def _tx(self, fn: Callable[[sqlite3.Connection], T], events: Sequence[AuditEvent]) -> T:
-        """Run `fn` and append `events` to the journal in one transaction."""
+    def _tx(self, fn: Callable[[sqlite3.Connection], T], events: Sequence[AuditEvent], *,
+            checkpoint: bool = False) -> T:
+        """Run `fn` and append `events` (and a checkpoint when due) in one transaction."""
         db = self.db
-        seq, last = self._last_seq, self._last_hash
+        mark = self.journal.mark()
         db.execute("BEGIN IMMEDIATE")
         try:
             result = fn(db)
-            for event in events:
-                seq += 1
-                record = codec.encode_audit_record(event, node_id=self._node_id, sequence=seq,
-                                                   time_ms=self._clock(), prev_hash=last)
-                last = sha256(record)
-                db.execute("INSERT INTO audit (seq, record, record_hash) VALUES (?, ?, ?)",
-                           (seq, record, last))
+            entries = [self.journal.append(event, self._clock()) for event in events]
+            if self.journal.due() or (checkpoint and self.journal.has_unsigned()):
+                entries.append(self.journal.checkpoint(self._clock()))
+                db.execute("INSERT INTO meta (key, value) VALUES ('last_checkpoint', ?) "
+                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                           (self.journal.last_checkpoint.hex(),))
+            db.executemany(
+                "INSERT INTO audit (seq, record, record_hash, leaf_hash) VALUES (?, ?, ?, ?)",
+                [(e.sequence, e.record, e.record_hash, e.leaf_hash) for e in entries])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
+            self.journal.reset(mark)
             raise
-        self._last_seq, self._last_hash = seq, last
         return result
 
     # -- audit --------------------------------------------------------------------------
@@ -156,6 +162,15 @@ class NodeStore:
     async def audit(self, *events: AuditEvent) -> None:
         """Append events with no other state change (e.g. a rejection)."""
         await self._run(self._tx, lambda db: None, events)
+
+    async def checkpoint(self) -> bytes:
+        """Sign a tree head now if records were added since the last one; returns the
+        latest signed tree head (empty if the journal has no signer)."""
+        await self._run(functools.partial(self._tx, lambda db: None, [], checkpoint=True))
+        return self.journal.last_checkpoint
+
+    def latest_checkpoint(self) -> bytes:
+        return self.journal.last_checkpoint
 
     async def audit_records(self, after_seq: int = 0, limit: int = 1000) -> list[bytes]:
         def q() -> list[bytes]:
@@ -372,7 +387,7 @@ class NodeStore:
                     "SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0]),
                 "inbox": int(db.execute(
                     "SELECT COUNT(*) FROM messages WHERE direction = 'in'").fetchone()[0]),
-                "audit": self._last_seq,
+                "audit": self.journal.sequence,
             }
         return await self._run(q)
 

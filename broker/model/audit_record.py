@@ -1,0 +1,30 @@
+"""A decoded audit record (the verifier and reports read these; the log keeps bytes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    node_id: str
+    sequence: int
+    time_ms: int
+    actor: str
+    event_type: str
+    envelope_id: bytes
+    peer: str
+    message_type: str
+    template_id: str
+    template_version: str
+    header_sha256: bytes
+    body_sha256: bytes
+    reason: str
+    policy_decision_ids: tuple[str, ...]
+    citations: tuple[str, ...]
+    prev_hash: bytes
+    attachment_sha256: tuple[bytes, ...]
+    case_id: str
+    checkpoint: bytes          # SignedTreeHead bytes on "audit.checkpoint" records
+    justification: str
+    recipients: tuple[str, ...]
