@@ -160,3 +160,55 @@ class RssSampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+def _busy_s(t: psutil._common.scputimes) -> float:  # type: ignore[name-defined]
+    return float(sum(getattr(t, name, 0.0) for name in
+                     ("user", "nice", "system", "irq", "softirq", "guest", "guest_nice")))
+
+
+def _own_cpu_s() -> float:
+    """CPU of this process, its live descendants, and its already reaped children."""
+    me = psutil.Process()
+    times = me.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            t = child.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+@dataclass
+class Interference:
+    """How much CPU *other* processes used while a scenario ran (a shared machine is noisy).
+
+    foreign = machine-wide busy CPU - CPU of the bench and every process it started.
+    """
+
+    _t0: float = 0.0
+    _busy0: float = 0.0
+    _own0: float = 0.0
+    _steal0: float = 0.0
+    _load0: float = 0.0
+
+    def __enter__(self) -> Interference:
+        t = psutil.cpu_times()
+        self._t0, self._busy0, self._own0 = time.perf_counter(), _busy_s(t), _own_cpu_s()
+        self._steal0 = getattr(t, "steal", 0.0)
+        self._load0 = os.getloadavg()[0]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def report(self) -> dict[str, float]:
+        t = psutil.cpu_times()
+        wall = time.perf_counter() - self._t0
+        cores = psutil.cpu_count() or 1
+        foreign = max(0.0, (_busy_s(t) - self._busy0) - (_own_cpu_s() - self._own0))
+        return {"wall_s": round(wall, 1), "foreign_cpu_s": round(foreign, 2),
+                "foreign_share_of_machine": round(foreign / (wall * cores), 3) if wall else 0.0,
+                "steal_s": round(getattr(t, "steal", 0.0) - self._steal0, 2),
+                "loadavg1_start": round(self._load0, 2),
+                "loadavg1_end": round(os.getloadavg()[0], 2)}

@@ -47,6 +47,7 @@ class Results:
     argv: list[str]
     started_utc: str
     rows: list[Row] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
 
@@ -148,6 +149,8 @@ def markdown(results: Results) -> str:
     notes = [f"- {r.scenario} / {r.name}: {r.note}" for r in results.rows if r.note]
     if notes:
         lines += ["", "Notes:", *notes]
+    if results.warnings:
+        lines += ["", "Warnings:", *(f"- {w}" for w in results.warnings)]
     return "\n".join(lines) + "\n"
 
 

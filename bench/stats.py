@@ -34,15 +34,16 @@ class RunStats:
     p99_ms: float
     max_ms: float
     errors: int = 0
+    error_samples: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, latencies_s: Sequence[float], window_s: float, *,
            concurrency: int | None = None, offered_rate: float | None = None,
-           errors: int = 0) -> RunStats:
+           errors: int = 0, error_samples: Sequence[str] = ()) -> RunStats:
         ms = [x * 1000 for x in latencies_s]
         return cls(concurrency=concurrency, offered_rate=offered_rate,
                    window_s=round(window_s, 3), completed=len(ms),
                    rate=len(ms) / window_s if window_s > 0 else math.nan,
                    p50_ms=percentile(ms, 50), p90_ms=percentile(ms, 90),
                    p99_ms=percentile(ms, 99), max_ms=max(ms) if ms else math.nan,
-                   errors=errors)
+                   errors=errors, error_samples=tuple(dict.fromkeys(error_samples))[:5])

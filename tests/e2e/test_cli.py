@@ -12,7 +12,6 @@ import pytest
 
 from nodes.config import load_config
 from tests.e2e.procs import NodeProcess, processes, rogatory, wait_for
-from tests.harness import skeleton
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
