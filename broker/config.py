@@ -36,6 +36,11 @@ class AuditPolicy:
 
     checkpoint_every: int = 256
     checkpoint_interval_s: float = 30.0
+    kafka_bootstrap: str = ""            # empty: the embedded (SQLite) backend only
+    kafka_topic: str = "rogatory.audit.v1"
+    kafka_min_retention_ms: int = 10 * 365 * DAY_MS
+    publish_batch: int = 500
+    backlog_limit: int = 100_000         # unpublished records before exchanges are refused
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from broker.errors import RogatoryError
+from nodes import cli_audit
 from nodes.config import load_config
 from nodes.demo import run_demo
 from nodes.federation import AgencySpec, init_federation
@@ -242,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", help="keep the federation in this folder")
     demo.add_argument("--attachment-mib", type=int, default=20)
     demo.set_defaults(func=cmd_demo)
+    cli_audit.register(sub, common)
     return parser
 
 

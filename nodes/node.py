@@ -18,11 +18,13 @@ from broker.adapters.grpc.auth import OperatorAuthInterceptor, TokenVerifier
 from broker.adapters.grpc.client import CHANNEL_OPTIONS, GrpcTransport
 from broker.adapters.grpc.exchange import ExchangeServicer
 from broker.adapters.grpc.operator import OperatorServicer
+from broker.adapters.kafka import KafkaAuditSink
 from broker.adapters.sqlite import BlobStore, NodeStore
 from broker.audit import AuditEvent, EventType
 from broker.crypto import AtRestCipher, KemPrivateKey, SigningKey
 from broker.errors import ConfigError, TrustListError
 from broker.ports import Clock
+from broker.services.audit_publisher import AuditPublisher
 from broker.services.context import NodeContext
 from broker.services.delivery import Delivery
 from broker.services.incoming import Incoming
@@ -70,6 +72,7 @@ class AgencyNode:
         self.ctx: NodeContext | None = None
         self._store: NodeStore | None = None
         self._checkpoints: asyncio.Task[None] | None = None
+        self._publisher: AuditPublisher | None = None
         self.exchange_port = 0
         self.operator_port = 0
 
@@ -111,6 +114,13 @@ class AgencyNode:
         self._transport = GrpcTransport(trust=trust, ca_pem=ca, key_pem=tls_key,
                                         cert_pem=tls_cert)
         self._delivery = Delivery(ctx, self._transport)
+        if cfg.audit.kafka_bootstrap:
+            sink = KafkaAuditSink(cfg.audit.kafka_bootstrap, cfg.audit.kafka_topic,
+                                  min_retention_ms=cfg.audit.kafka_min_retention_ms)
+            self._publisher = AuditPublisher(store, sink, node_id=cfg.node_id,
+                                             policy=cfg.audit)
+            await self._publisher.start()
+            ctx.gate = self._publisher.gate
         await self._start_exchange(ctx, ca, tls_key, tls_cert)
         await self._start_operator(ctx)
         self._delivery.start()
@@ -184,6 +194,10 @@ class AgencyNode:
             self.ctx = None
         if self._store is not None:
             await self._store.checkpoint()
+        if self._publisher is not None:
+            await self._publisher.stop()      # flush the Kafka producer last
+            self._publisher = None
+        if self._store is not None:
             await self._store.close()
             self._store = None
             log.info("node.stopped", node_id=self.config.node_id)

@@ -50,3 +50,4 @@ class AuditEvent:
     checkpoint: bytes = b""                         # SignedTreeHead bytes
     justification: str = ""                         # LED Art. 25, a code or reference
     recipients: tuple[str, ...] = ()
+    peer_tree_head: bytes = b""                     # the receiver's tree head from a receipt

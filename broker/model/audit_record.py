@@ -28,3 +28,4 @@ class AuditRecord:
     checkpoint: bytes          # SignedTreeHead bytes on "audit.checkpoint" records
     justification: str
     recipients: tuple[str, ...]
+    peer_tree_head: bytes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -29,6 +30,8 @@ class NodeContext:
     clock: Clock
     limits: EnvelopeLimits = field(default_factory=EnvelopeLimits)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    # Raises when the node must refuse new exchanges (e.g. the audit backlog is full).
+    gate: Callable[[], None] = lambda: None
 
     @property
     def actor(self) -> str:

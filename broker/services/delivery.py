@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 from collections.abc import AsyncIterator, Iterator
 
@@ -132,9 +133,10 @@ class Delivery:
                           to=item.recipient, reason=e.code)
             return
         status = "duplicate" if body.status == ReceiptStatus.DUPLICATE else "accepted"
+        delivered = dataclasses.replace(self._event(EventType.ENVELOPE_DELIVERED, msg),
+                                        peer_tree_head=body.receiver_tree_head)
         await ctx.store.mark_delivered(item.envelope_id, codec.encode_receipt(receipt), status,
-                                       body.received_at_ms,
-                                       self._event(EventType.ENVELOPE_DELIVERED, msg))
+                                       body.received_at_ms, delivered)
         log.info("envelope.delivered", envelope_id=str(item.envelope_id), to=item.recipient,
                  receipt=status, attempts=item.attempts + 1)
 

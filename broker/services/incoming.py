@@ -56,6 +56,7 @@ class Incoming:
         header_sha = hashlib.sha256(envelope.header).digest()
         verified: VerifiedEnvelope | None = None
         try:
+            ctx.gate()
             now = ctx.clock()
             verified = verify_envelope(envelope, trust=ctx.trust, me=ctx.node_id,
                                        kem_key=ctx.kem_key, peer_identity=peer_identity,

@@ -69,6 +69,7 @@ class Outgoing:
                    *, actor: str) -> SentMessage:
         """Validate, seal, and commit to the outbox. Raises before storing anything."""
         ctx = self.ctx
+        ctx.gate()
         now = ctx.clock()
         recipient = ctx.trust.node(req.to)
         if len(req.payload) > ctx.limits.max_payload_bytes:

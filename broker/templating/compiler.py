@@ -4,7 +4,7 @@ Each field becomes a property; field groups become ``$defs`` referenced by ``$re
 every object rejects unknown keys; each ``required: conditional`` field becomes an
 ``if``/``then`` rule on the object that holds it. Formats are checked by our own
 checker (date, date-time with a mandatory UTC offset, ISO 8601 duration, country and
-language codes), so the result does not depend on which optional jsonschema extras
+language codes, SHA-256 digests), so the result does not depend on which optional jsonschema extras
 are installed.
 """
 
@@ -41,6 +41,7 @@ FORMAT_DATETIME = "date-time"
 FORMAT_DURATION = "duration"
 FORMAT_COUNTRY = "iso3166-1-alpha-2"
 FORMAT_LANGUAGE = "iso639-1"
+FORMAT_SHA256 = "sha256-hex"
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(
@@ -51,6 +52,7 @@ _DURATION = re.compile(
 )
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def is_date(value: object) -> bool:
@@ -96,6 +98,10 @@ def _is_language(value: object) -> bool:
     return not isinstance(value, str) or _LANGUAGE.match(value) is not None
 
 
+def _is_sha256(value: object) -> bool:
+    return not isinstance(value, str) or _SHA256.match(value) is not None
+
+
 def make_format_checker() -> FormatChecker:
     """A format checker with exactly our formats (no silently skipped ones)."""
     checker = FormatChecker(formats=())
@@ -104,6 +110,7 @@ def make_format_checker() -> FormatChecker:
     checker.checks(FORMAT_DURATION)(is_duration)
     checker.checks(FORMAT_COUNTRY)(_is_country)
     checker.checks(FORMAT_LANGUAGE)(_is_language)
+    checker.checks(FORMAT_SHA256)(_is_sha256)
     return checker
 
 
@@ -125,6 +132,7 @@ def _scalar_schema(ftype: FieldType, spec: FieldSpec) -> dict[str, Any]:
         "duration": FORMAT_DURATION,
         "country": FORMAT_COUNTRY,
         "language": FORMAT_LANGUAGE,
+        "sha256": FORMAT_SHA256,
     }
     if kind in formats:
         return {"type": "string", "format": formats[kind]}

@@ -35,6 +35,7 @@ SCALAR_TYPES: frozenset[str] = frozenset(
         "country",
         "language",
         "reference",
+        "sha256",
     }
 )
 TEXT_TYPES: frozenset[str] = frozenset({"string", "text", "reference"})

@@ -30,6 +30,7 @@ _EXAMPLES: dict[str, Any] = {
     "duration": "P30D",
     "country": "FR",
     "language": "en",
+    "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
 }
 
 

@@ -116,6 +116,11 @@ _FORMAT_NAMES = {
         "fr": "code pays ISO 3166-1 alpha-2",
         "de": "Ländercode nach ISO 3166-1 Alpha-2",
     },
+    "sha256-hex": {
+        "en": "SHA-256 digest (64 lowercase hexadecimal digits)",
+        "fr": "empreinte SHA-256 (64 chiffres hexadécimaux minuscules)",
+        "de": "SHA-256-Prüfsumme (64 hexadezimale Kleinbuchstaben/Ziffern)",
+    },
     "iso639-1": {
         "en": "ISO 639-1 language code",
         "fr": "code de langue ISO 639-1",

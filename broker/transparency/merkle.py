@@ -96,8 +96,8 @@ def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[by
 
 
 def verify_consistency(  # noqa: PLR0912 - RFC 9162 Sec. 2.1.4.2, step by step
-        old_size: int, new_size: int, old_root: bytes, new_root: bytes,
-                       proof: Sequence[bytes]) -> None:
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> None:
     """RFC 9162 Sec. 2.1.4.2. Raises ProofError unless the proof verifies."""
     if old_size > new_size:
         raise ProofError("a tree cannot shrink")

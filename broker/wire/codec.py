@@ -245,6 +245,7 @@ def encode_audit_record(
                     if event.checkpoint else None),
         justification=event.justification,
         recipients=list(event.recipients),
+        peer_tree_head=event.peer_tree_head,
     ))
 
 
@@ -261,7 +262,8 @@ def decode_audit(data: bytes) -> AuditRecord:
         prev_hash=m.prev_hash, attachment_sha256=tuple(m.attachment_sha256),
         case_id=m.case_id,
         checkpoint=_encode(m.checkpoint) if m.HasField("checkpoint") else b"",
-        justification=m.justification, recipients=tuple(m.recipients))
+        justification=m.justification, recipients=tuple(m.recipients),
+        peer_tree_head=m.peer_tree_head)
 
 
 def decode_audit_record(data: bytes) -> dict[str, object]:

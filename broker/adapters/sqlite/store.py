@@ -172,11 +172,16 @@ class NodeStore:
     def latest_checkpoint(self) -> bytes:
         return self.journal.last_checkpoint
 
-    async def audit_records(self, after_seq: int = 0, limit: int = 1000) -> list[bytes]:
-        def q() -> list[bytes]:
-            rows = self.db.execute("SELECT record FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",
-                                   (after_seq, limit)).fetchall()
-            return [bytes(r[0]) for r in rows]
+    @property
+    def audit_sequence(self) -> int:
+        return self.journal.sequence
+
+    async def audit_entries(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]:
+        """(sequence, record bytes) after `after_seq`, in order."""
+        def q() -> list[tuple[int, bytes]]:
+            rows = self.db.execute("SELECT seq, record FROM audit WHERE seq > ? ORDER BY seq "
+                                   "LIMIT ?", (after_seq, limit)).fetchall()
+            return [(int(r[0]), bytes(r[1])) for r in rows]
         return await self._run(q)
 
     # -- meta ---------------------------------------------------------------------------

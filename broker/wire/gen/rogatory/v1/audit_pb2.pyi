@@ -43,6 +43,7 @@ class AuditRecord(_message.Message):
     CHECKPOINT_FIELD_NUMBER: _builtins.int
     JUSTIFICATION_FIELD_NUMBER: _builtins.int
     RECIPIENTS_FIELD_NUMBER: _builtins.int
+    PEER_TREE_HEAD_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     sequence: _builtins.int
     """per node, from 1, no gaps"""
@@ -65,6 +66,8 @@ class AuditRecord(_message.Message):
     case_id: _builtins.str
     justification: _builtins.str
     """LED Art. 25: why a consultation or disclosure"""
+    peer_tree_head: _builtins.bytes
+    """on "envelope.delivered": the receipt's SignedTreeHead"""
     @_builtins.property
     def policy_decision_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -103,10 +106,11 @@ class AuditRecord(_message.Message):
         checkpoint: Global___SignedTreeHead | None = ...,
         justification: _builtins.str = ...,
         recipients: _abc.Iterable[_builtins.str] | None = ...,
+        peer_tree_head: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "attachment_sha256", b"attachment_sha256", "body_sha256", b"body_sha256", "case_id", b"case_id", "checkpoint", b"checkpoint", "citations", b"citations", "envelope_id", b"envelope_id", "event_type", b"event_type", "header_sha256", b"header_sha256", "justification", b"justification", "message_type", b"message_type", "node_id", b"node_id", "peer", b"peer", "policy_decision_ids", b"policy_decision_ids", "prev_hash", b"prev_hash", "reason", b"reason", "recipients", b"recipients", "sequence", b"sequence", "template_id", b"template_id", "template_version", b"template_version", "time_ms", b"time_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "attachment_sha256", b"attachment_sha256", "body_sha256", b"body_sha256", "case_id", b"case_id", "checkpoint", b"checkpoint", "citations", b"citations", "envelope_id", b"envelope_id", "event_type", b"event_type", "header_sha256", b"header_sha256", "justification", b"justification", "message_type", b"message_type", "node_id", b"node_id", "peer", b"peer", "peer_tree_head", b"peer_tree_head", "policy_decision_ids", b"policy_decision_ids", "prev_hash", b"prev_hash", "reason", b"reason", "recipients", b"recipients", "sequence", b"sequence", "template_id", b"template_id", "template_version", b"template_version", "time_ms", b"time_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
