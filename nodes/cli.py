@@ -50,7 +50,8 @@ def _client(args: argparse.Namespace) -> OperatorClient:
     if not path:
         raise RogatoryError("no node config: pass --config or set ROGATORY_CONFIG",
                             code="USAGE")
-    return OperatorClient(load_config(Path(path)))
+    return OperatorClient(load_config(Path(path)),
+                          justification=getattr(args, "justification", "") or "")
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -205,6 +206,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True)
     run.set_defaults(func=cmd_node_run)
 
+    _message_commands(sub, common, node_opt)
+
+    demo = sub.add_parser("demo", parents=[common], help="run the three-agency demo")
+    demo.add_argument("--dir", help="keep the federation in this folder")
+    demo.add_argument("--attachment-mib", type=int, default=20)
+    demo.set_defaults(func=cmd_demo)
+    cli_audit.register(sub, common)
+    return parser
+
+
+def _message_commands(sub: Any, common: argparse.ArgumentParser,
+                      node_opt: argparse.ArgumentParser) -> None:
     send = sub.add_parser("send", parents=[common, node_opt], help="send a request")
     send.add_argument("--to", required=True, help="recipient node id")
     send.add_argument("--type", required=True, help="message type, e.g. preservation")
@@ -222,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", parents=[common, node_opt], help="show one message")
     show.add_argument("message_id")
+    show.add_argument("--justification", help="why you consult it (audited; a reference, "
+                      "e.g. a case number, not personal data)")
     show.set_defaults(func=cmd_show)
 
     receipt = sub.add_parser("receipt", parents=[common, node_opt],
@@ -234,17 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     att.add_argument("message_id")
     att.add_argument("index", type=int)
     att.add_argument("--out", required=True)
+    att.add_argument("--justification", help="why you consult it (audited)")
     att.set_defaults(func=cmd_attachment)
 
     status = sub.add_parser("status", parents=[common, node_opt], help="node status")
     status.set_defaults(func=cmd_status)
-
-    demo = sub.add_parser("demo", parents=[common], help="run the three-agency demo")
-    demo.add_argument("--dir", help="keep the federation in this folder")
-    demo.add_argument("--attachment-mib", type=int, default=20)
-    demo.set_defaults(func=cmd_demo)
-    cli_audit.register(sub, common)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,11 +29,13 @@ DEFAULT_ROLES = ["drafter", "approver", "contact_point_officer"]
 
 class OperatorClient:
     def __init__(self, config: NodeConfig, *, subject: str | None = None,
-                 roles: list[str] | None = None, timeout_s: float = 600.0) -> None:
+                 roles: list[str] | None = None, timeout_s: float = 600.0,
+                 justification: str = "") -> None:
         self.config = config
         self.subject = subject or getpass.getuser()
         self.roles = roles or DEFAULT_ROLES
         self.timeout_s = timeout_s
+        self.justification = justification
         self._channel = grpc.insecure_channel(config.operator_listen, options=[
             ("grpc.max_receive_message_length", 8 << 20)])
         self._stub = operator_pb2_grpc.OperatorStub(self._channel)
@@ -54,7 +56,10 @@ class OperatorClient:
                            audience=self.config.operator_audience, subject=self.subject,
                            roles=self.roles, now_s=int(time.time()), lifetime_s=300,
                            token_id=uuid.uuid4().hex)
-        return [("authorization", f"Bearer {token}")]
+        metadata = [("authorization", f"Bearer {token}")]
+        if self.justification:
+            metadata.append(("rogatory-justification", self.justification))
+        return metadata
 
     def _call(self, method: Any, request: Any) -> Any:
         try:

@@ -134,7 +134,8 @@ class Delivery:
             return
         status = "duplicate" if body.status == ReceiptStatus.DUPLICATE else "accepted"
         delivered = dataclasses.replace(self._event(EventType.ENVELOPE_DELIVERED, msg),
-                                        peer_tree_head=body.receiver_tree_head)
+                                        peer_tree_head=body.receiver_tree_head,
+                                        recipients=(msg.peer,))
         await ctx.store.mark_delivered(item.envelope_id, codec.encode_receipt(receipt), status,
                                        body.received_at_ms, delivered)
         log.info("envelope.delivered", envelope_id=str(item.envelope_id), to=item.recipient,

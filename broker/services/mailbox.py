@@ -54,7 +54,8 @@ class Mailbox:
             [(m.direction, m.envelope_id.raw) for m in messages])
         return [(m, counts.get(m.envelope_id.raw, 0)) for m in messages]
 
-    async def show(self, message_id: MessageId, *, actor: str) -> MessageView:
+    async def show(self, message_id: MessageId, *, actor: str,
+                   justification: str = "") -> MessageView:
         ctx = self.ctx
         m = await ctx.store.get_message(message_id)
         payload = ctx.at_rest.open("payload", message_id.raw, m.payload)
@@ -64,7 +65,8 @@ class Mailbox:
         await ctx.store.audit(AuditEvent(
             EventType.MESSAGE_CONSULTED, actor=actor, envelope_id=message_id, peer=m.peer,
             message_type=m.message_type, template_id=m.template_id,
-            template_version=m.template_version, header_sha256=m.header_sha256))
+            template_version=m.template_version, header_sha256=m.header_sha256,
+            justification=justification))
         return MessageView(m, payload, atts, header.sender_key_id, fingerprint(m.signature),
                            delivery)
 
@@ -92,8 +94,8 @@ class Mailbox:
             return ReceiptView(direction, None, raw, False, e.code)
         return ReceiptView(direction, body, raw, True, "")
 
-    async def read_attachment(self, message_id: MessageId, index: int, *,
-                              actor: str) -> AsyncIterator[bytes]:
+    async def read_attachment(self, message_id: MessageId, index: int, *, actor: str,
+                              justification: str = "") -> AsyncIterator[bytes]:
         """Decrypt a stored attachment chunk by chunk, checking its SHA-256 at the end."""
         ctx = self.ctx
         m = await ctx.store.get_message(message_id)
@@ -106,7 +108,7 @@ class Mailbox:
         await ctx.store.audit(AuditEvent(
             EventType.ATTACHMENT_CONSULTED, actor=actor, envelope_id=message_id, peer=m.peer,
             message_type=m.message_type, header_sha256=m.header_sha256,
-            attachment_sha256=(a.sha256,)))
+            attachment_sha256=(a.sha256,), justification=justification))
         return self._decrypt(m, a, key)
 
     async def _decrypt(self, m: StoredMessage, a: StoredAttachment,

@@ -113,7 +113,7 @@ class Outgoing:
                 EventType.ENVELOPE_SENT, actor=actor, envelope_id=eid, peer=recipient.node_id,
                 message_type=req.message_type, template_id=template.id,
                 template_version=template.version, header_sha256=msg.header_sha256,
-                body_sha256=header.body_sha256,
+                body_sha256=header.body_sha256, recipients=(recipient.node_id,),
                 attachment_sha256=tuple(a.entry.sha256 for a in prepared)))
         except BaseException:
             for w in writers:

@@ -23,6 +23,22 @@ READERS = SENDERS | {"auditor"}
 STREAM_PIECE = 1 << 20
 
 
+JUSTIFICATION_KEY = "rogatory-justification"
+MAX_JUSTIFICATION = 200
+
+
+def _justification(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """LED Art. 25: the reason for a consultation, as a reference (e.g. a case number)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == JUSTIFICATION_KEY:
+            text = str(value)
+            if len(text) > MAX_JUSTIFICATION or not text.isprintable():
+                raise MalformedMessage("a justification is one printable line of at most "
+                                       f"{MAX_JUSTIFICATION} characters")
+            return text
+    return ""
+
+
 def _operator(allowed: frozenset[str]) -> Operator:
     operator = current_operator.get(None)
     if operator is None or not operator.roles & allowed:
@@ -106,7 +122,8 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         try:
             operator = _operator(READERS)
             view = await self.mailbox.show(MessageId.parse(request.message_id),
-                                           actor=operator.actor)
+                                           actor=operator.actor,
+                                           justification=_justification(context))
         except RogatoryError as e:
             await _fail(context, e)
             raise AssertionError("unreachable") from e
@@ -144,8 +161,9 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                              ) -> AsyncIterator[op.AttachmentData]:
         try:
             operator = _operator(READERS)
-            stream = await self.mailbox.read_attachment(MessageId.parse(request.message_id),
-                                                        request.index, actor=operator.actor)
+            stream = await self.mailbox.read_attachment(
+                MessageId.parse(request.message_id), request.index, actor=operator.actor,
+                justification=_justification(context))
             async for piece in stream:
                 yield op.AttachmentData(data=piece)
         except RogatoryError as e:
