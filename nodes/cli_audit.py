@@ -1,4 +1,9 @@
-"""`rogatory audit verify`: replay and verify the audit log (Kafka or embedded stores)."""
+"""`rogatory audit verify | replay | report`: verify the audit log (Kafka or embedded
+stores), rebuild each request's lifecycle from it, and write the auditor's HTML report.
+
+Every command reads the records once and runs the verifier over them: a lifecycle is
+never shown without saying whether the log it comes from verified.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,22 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from broker.adapters.kafka import read_topic
 from broker.adapters.sqlite.audit_source import read_store
-from broker.audit.verifier import AuditVerifier, VerifiedHead
-from broker.errors import ConfigError
+from broker.audit.lifecycle import Lifecycle, duration, utc, visible
+from broker.audit.replay import Replay
+from broker.audit.report import Verification, render_report
+from broker.audit.verifier import AuditVerifier, Finding, VerifiedHead
+from broker.errors import ConfigError, RogatoryError
+from broker.model import MessageId
+from broker.templating import load_registry
 from broker.trust import TrustList, admin_set_of, load_trust_list
 from nodes.config import load_config
-from nodes.node import load_trust, wall_clock_ms
+from nodes.node import TEMPLATES_DIR, load_trust, wall_clock_ms
 
 
 def _trust(args: argparse.Namespace) -> TrustList:
@@ -55,19 +65,31 @@ async def _records(args: argparse.Namespace) -> AsyncIterator[tuple[str, bytes, 
             yield position, value, key
 
 
-def run_verify(args: argparse.Namespace) -> dict[str, Any]:
+def _scan(args: argparse.Namespace, verifier: AuditVerifier,
+          also: Callable[[bytes], None] | None = None) -> list[Finding]:
+    """One pass over the sources: every record to the verifier (and to `also`)."""
     if not args.store and not args.kafka:
-        raise ConfigError("nothing to verify: pass --kafka HOST:PORT and/or --store PATH")
-    state = Path(args.state) if args.state else None
-    verifier = AuditVerifier(_trust(args), known_heads=_load_state(state))
-    started = time.monotonic()
+        raise ConfigError("no audit log named: pass --kafka HOST:PORT and/or --store PATH")
 
     async def feed() -> None:
         async for position, data, key in _records(args):
             verifier.feed(position, data, key=key)
+            if also is not None:
+                also(data)
 
     asyncio.run(feed())
-    findings = verifier.finish()
+    return verifier.finish()
+
+
+def _sources(args: argparse.Namespace) -> list[str]:
+    return [*(args.store or []), *([f"kafka://{args.kafka}/{args.topic}"] if args.kafka else [])]
+
+
+def run_verify(args: argparse.Namespace) -> dict[str, Any]:
+    state = Path(args.state) if args.state else None
+    verifier = AuditVerifier(_trust(args), known_heads=_load_state(state))
+    started = time.monotonic()
+    findings = _scan(args, verifier)
     elapsed = time.monotonic() - started
     if state is not None and not findings:
         _save_state(state, verifier.verified_heads())
@@ -103,9 +125,110 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print("\n".join(_text(result)))
+        print("\n".join(visible(line) for line in _text(result)))
     sys.stdout.flush()
     return 0 if result["ok"] else 1
+
+
+# -- replay and report ---------------------------------------------------------------------
+
+def _envelope_filter(args: argparse.Namespace) -> list[bytes] | None:
+    if not args.envelope:
+        return None
+    try:
+        return [MessageId.parse(e).raw for e in args.envelope]
+    except RogatoryError as e:
+        raise RogatoryError(f"--envelope: {e.message}", code="USAGE") from e
+
+
+def run_replay(args: argparse.Namespace) -> tuple[list[Lifecycle], list[Finding]]:
+    replay = Replay(envelope_ids=_envelope_filter(args))
+    findings = _scan(args, AuditVerifier(_trust(args)), replay.feed)
+    return list(replay.result().lifecycles), findings
+
+
+def _lifecycle_text(lc: Lifecycle) -> Iterator[str]:
+    yield f"{lc.envelope_id}  {lc.status.upper()}"
+    yield (f"  {lc.sender or '?'} -> {lc.recipient or '?'}: {lc.message_type or '?'} "
+           f"({lc.template or 'no template'})" + (f", case {lc.case_id}" if lc.case_id else ""))
+    yield (f"  sent {utc(lc.sent_ms)}, delivered {utc(lc.delivered_ms)} "
+           f"(+{duration(lc.delivery_ms)}), received {utc(lc.received_ms)} "
+           f"(+{duration(lc.transit_ms)})")
+    if lc.retries or lc.duplicates or lc.invalid_receipts:
+        reasons = ", ".join(f"{r} x{n}" for r, n in lc.retry_reasons.items())
+        yield (f"  {lc.retries} retries{f' ({reasons})' if reasons else ''}, "
+               f"{lc.duplicates} duplicate deliveries, {lc.invalid_receipts} invalid receipts")
+    if lc.refused_ms is not None:
+        yield f"  refused {utc(lc.refused_ms)}: {lc.refused_reason}"
+    if lc.expired_ms is not None:
+        yield f"  expired {utc(lc.expired_ms)}"
+    for when, node, reason in lc.rejections:
+        yield f"  rejected by {node} {utc(when)}: {reason}"
+    for c in lc.consultations:
+        why = f" ({c.justification})" if c.justification else ""
+        yield f"  {c.what} consulted by {c.actor} at {c.node_id} {utc(c.time_ms)}{why}"
+    if lc.policy_decision_ids:
+        yield f"  policy decisions: {', '.join(lc.policy_decision_ids)}"
+    if lc.citations:
+        yield f"  citations: {'; '.join(lc.citations)}"
+
+
+def _findings_line(findings: list[Finding]) -> str:
+    if not findings:
+        return "verified: no findings"
+    return (f"WARNING: {len(findings)} verification finding(s): this history comes from a log "
+            "that does not verify; run 'rogatory audit verify' for the details")
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    lifecycles, findings = run_replay(args)
+    if args.json:
+        print(json.dumps([lc.as_dict() for lc in lifecycles], indent=2))
+        if findings:
+            print(_findings_line(findings), file=sys.stderr)
+    else:
+        lines = [f"{len(lifecycles)} request(s); {_findings_line(findings)}"]
+        for lc in lifecycles:
+            lines += ["", *_lifecycle_text(lc)]
+        print("\n".join(visible(line) for line in lines))
+    sys.stdout.flush()
+    return 0 if not findings else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    registry = load_registry(Path(args.templates)) if args.templates else None
+    verifier = AuditVerifier(_trust(args))
+    replay = Replay()
+    findings = _scan(args, verifier, replay.feed)
+    history = replay.result()
+    html = render_report(history, Verification.of(verifier, findings), registry=registry,
+                         generated_at_ms=wall_clock_ms(), sources=_sources(args))
+    out = Path(args.html)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out)
+    summary = {"html": str(out), "records": verifier.records,
+               "requests": len(history.lifecycles), "cases": len(history.cases),
+               "findings": [f.as_dict() for f in findings]}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"report written to {out}: {len(history.lifecycles)} request(s) in "
+              f"{len(history.cases)} case(s), {verifier.records} records; "
+              f"{_findings_line(findings)}")
+    sys.stdout.flush()
+    return 0 if not findings else 1
+
+
+# -- parser ------------------------------------------------------------------------------
+
+def _source_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kafka", help="bootstrap HOST:PORT of the audit topic's cluster")
+    parser.add_argument("--topic", default="rogatory.audit.v1")
+    parser.add_argument("--store", action="append", help="a node store (node.db); repeatable")
+    parser.add_argument("--config", help="a node config whose trust list to use")
+    parser.add_argument("--trust-list", help="trust list file (with --trust-anchor)")
+    parser.add_argument("--trust-anchor", help="pinned admin keys for the trust list")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -114,11 +237,25 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     verify = audit_sub.add_parser("verify", parents=[common], help=(
         "replay every record and check chains, tree heads, signatures and cross-node "
         "consistency; exits 1 on any finding"))
-    verify.add_argument("--kafka", help="bootstrap HOST:PORT of the audit topic's cluster")
-    verify.add_argument("--topic", default="rogatory.audit.v1")
-    verify.add_argument("--store", action="append", help="a node store (node.db); repeatable")
-    verify.add_argument("--config", help="a node config whose trust list to use")
-    verify.add_argument("--trust-list", help="trust list file (with --trust-anchor)")
-    verify.add_argument("--trust-anchor", help="pinned admin keys for the trust list")
+    _source_args(verify)
     verify.add_argument("--state", help="file remembering verified tree heads between runs")
     verify.set_defaults(func=cmd_verify)
+
+    replay = audit_sub.add_parser("replay", parents=[common], help=(
+        "rebuild each request's lifecycle (who sent what to whom, delivery, receipt, "
+        "retries, consultations, policy decisions) from the log alone; verifies the log "
+        "in the same pass and exits 1 on any finding"))
+    _source_args(replay)
+    replay.add_argument("--envelope", action="append",
+                        help="only this envelope id (32 hex digits); repeatable")
+    replay.set_defaults(func=cmd_replay)
+
+    report = audit_sub.add_parser("report", parents=[common], help=(
+        "write a standalone HTML report: verification findings, per-case timelines, "
+        "response times against legal deadlines, volumes; exits 1 on any finding"))
+    _source_args(report)
+    report.add_argument("--html", required=True, help="the report file to write")
+    report.add_argument("--templates", default=str(TEMPLATES_DIR),
+                        help="template directory whose deadlines apply (default: the "
+                        "bundled templates/)")
+    report.set_defaults(func=cmd_report)

@@ -222,3 +222,14 @@ async def evil_deliver(fed: Federation, target: AgencyNode, envelope: SealedEnve
             reason = dict(e.trailing_metadata() or ()).get("rogatory-reason", "")
             return e.code(), str(reason), b""
         return grpc.StatusCode.OK, "", reply.SerializeToString()
+
+
+def with_audit(fed: Federation, **settings: object) -> Federation:
+    """Give every node of `fed` these audit settings (e.g. a Kafka bootstrap and topic)."""
+    import dataclasses
+
+    from broker.config import AuditPolicy
+    for node_id, cfg in fed.configs.items():
+        fed.configs[node_id] = dataclasses.replace(
+            cfg, audit=dataclasses.replace(AuditPolicy(), **settings))  # type: ignore[arg-type]
+    return fed

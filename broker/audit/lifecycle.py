@@ -37,6 +37,15 @@ def utc_day(ms: int) -> str:
     return at.strftime("%Y-%m-%d") if at is not None else "out-of-range"
 
 
+def visible(text: str) -> str:
+    """`text` with control and invisible format characters (ANSI escapes, bidi
+    overrides, zero-width marks) shown as escapes, so that a record field can neither
+    restyle the auditor's terminal nor reorder what the auditor reads."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 def duration(ms: int | None) -> str:
     """A duration for people: ``850 ms``, ``12.4 s``, ``3 min 05 s``, ``2 d 04 h``."""
     if ms is None:

@@ -58,8 +58,6 @@ _RECEIVER_SIDE = frozenset({EventType.ENVELOPE_RECEIVED, EventType.ENVELOPE_DUPL
 _KNOWN = frozenset(str(e) for e in EventType)
 _CONSULTED = {EventType.MESSAGE_CONSULTED: "message",
               EventType.ATTACHMENT_CONSULTED: "attachment"}
-
-
 _DETAIL = {
     EventType.ENVELOPE_SENT: "{message_type} ({template}) to {peer}",
     EventType.ENVELOPE_DELIVERED: "receipt from {peer} verified",
@@ -75,9 +73,15 @@ _DETAIL = {
 }
 
 
+def event_type_of(rec: AuditRecord) -> EventType | None:
+    """The record's event type, or None for one outside the catalogue."""
+    return EventType(rec.event_type) if rec.event_type in _KNOWN else None
+
+
 def describe(rec: AuditRecord) -> str:
     """The timeline detail of one record: ids, codes and references, never content."""
-    pattern = _DETAIL.get(EventType(rec.event_type)) if rec.event_type in _KNOWN else None
+    et = event_type_of(rec)
+    pattern = _DETAIL.get(et) if et is not None else None
     parts = [pattern.format(message_type=rec.message_type, peer=rec.peer, reason=rec.reason,
                             template=f"{rec.template_id}@{rec.template_version}")
              if pattern else f"{rec.event_type} {rec.reason}".strip()]
@@ -94,7 +98,9 @@ class Replay:
     """Feed records (in each node's order), then call :meth:`result`."""
 
     def __init__(self, *, envelope_ids: Collection[bytes] | None = None) -> None:
-        """Args:
+        """An empty replay.
+
+        Args:
             envelope_ids: keep only these envelopes' lifecycles (node activity, volumes
                 and counts still cover every record).
         """
@@ -127,7 +133,7 @@ class Replay:
             return
         self._last_seq[rec.node_id] = rec.sequence
         self._activity(rec)
-        et = EventType(rec.event_type) if rec.event_type in _KNOWN else None
+        et = event_type_of(rec)
         if not rec.envelope_id:
             if et == EventType.ENVELOPE_REJECTED:
                 self._stray_rejection(rec)

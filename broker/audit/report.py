@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import jinja2
+from markupsafe import Markup
 
-from broker.audit.lifecycle import History, duration, utc
+from broker.audit.lifecycle import History, duration, utc, visible
 from broker.audit.report_page import PAGE
 from broker.audit.timeliness import deadline_checks, response_times
 from broker.audit.verifier import AuditVerifier, Finding
@@ -25,9 +26,23 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
            "#000000")
 MAX_FILLED_DAYS = 400      # a longer span shows only the days with traffic
 
+MAX_BAR_WIDTH = 40
+
+
+def _finalize(value: object) -> object:
+    return visible(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
+def _utc_cell(ms: int | None) -> Markup:
+    """A time that may wrap between the date and the time of day, nowhere else."""
+    day, _, clock = utc(ms).partition(" ")
+    return Markup('<span class="nw">{}</span> <span class="nw">{}</span>').format(day, clock)
+
+
 _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
-                          trim_blocks=True, lstrip_blocks=True)
+                          trim_blocks=True, lstrip_blocks=True, finalize=_finalize)
 _ENV.filters["utc"] = utc
+_ENV.filters["utc_cell"] = _utc_cell
 _ENV.filters["duration"] = duration
 _PAGE = _ENV.from_string(PAGE)
 
@@ -87,7 +102,8 @@ def volume_chart(history: History, *, width: int = 1000, height: int = 280) -> C
     step = _nice_step(peak)
     y_max = max(step * 4, 1)
     slot = plot_w / max(len(days), 1)
-    bar_w = max(slot * 0.8 / max(len(nodes), 1), 0.5)
+    bar_w = min(max(slot * 0.8 / max(len(nodes), 1), 0.5), MAX_BAR_WIDTH)
+    pad = (slot - bar_w * len(nodes)) / 2
     bars = []
     for i, day in enumerate(days):
         for j, node in enumerate(nodes):
@@ -95,7 +111,7 @@ def volume_chart(history: History, *, width: int = 1000, height: int = 280) -> C
             if sent + received == 0:
                 continue
             h = plot_h * (sent + received) / y_max
-            bars.append(Bar(left + i * slot + slot * 0.1 + j * bar_w, top + plot_h - h,
+            bars.append(Bar(left + i * slot + pad + j * bar_w, top + plot_h - h,
                             bar_w, h, colours[node],
                             f"{node} {day}: {sent} sent, {received} received"))
     every = max(1, round(len(days) / 12))
@@ -122,7 +138,7 @@ def _days(present: list[str]) -> list[str]:
 def _nice_step(peak: int) -> int:
     """A round tick step so that four steps cover `peak`."""
     raw = max(peak / 4, 1)
-    magnitude = 10 ** (len(str(int(raw))) - 1)
+    magnitude = int(10 ** (len(str(int(raw))) - 1))
     return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
 
 

@@ -1,8 +1,10 @@
 """The Jinja template of the audit report (rendered with autoescaping by `report.py`).
 
-Standalone and printable: inline CSS and SVG, no script, no external asset. Element
-ids and colours come from the code, never from record fields.
+Standalone and printable: inline CSS and SVG, no script, no external asset; a
+Content-Security-Policy forbids scripts in case a value ever escaped the escaping.
+Element ids, classes and colours come from the code, never from record fields.
 """
+# ruff: noqa: E501  (HTML markup: a table row reads better on one line than wrapped)
 
 PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -29,7 +31,8 @@ PAGE = """<!DOCTYPE html>
            border-bottom: 1px solid var(--line); }
   th { background: var(--band); font-weight: 600; font-size: 13px; }
   td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-  td.time { white-space: nowrap; font-variant-numeric: tabular-nums; }
+  td.time { font-variant-numeric: tabular-nums; }
+  .nw { white-space: nowrap; }
   .verdict { display: inline-block; padding: 6px 12px; border-radius: 6px;
              font-weight: 700; color: #fff; margin: 8px 0; }
   .verdict.ok { background: var(--good); } .verdict.bad { background: var(--bad); }
@@ -80,9 +83,9 @@ PAGE = """<!DOCTYPE html>
     <th class="num">Consultations</th><th class="num">Rejections</th></tr></thead>
   <tbody>
   {% for node, a in history.nodes.items() %}
-  <tr><td>{{ node }}</td><td class="num">{{ a.records }}</td>
+  <tr><td class="nw">{{ node }}</td><td class="num">{{ a.records }}</td>
     <td class="num">{{ verification.verified_tree_sizes.get(node, 0) }}</td>
-    <td class="time">{{ a.first_ms | utc }}</td><td class="time">{{ a.last_ms | utc }}</td>
+    <td class="time">{{ a.first_ms | utc_cell }}</td><td class="time">{{ a.last_ms | utc_cell }}</td>
     <td class="num">{{ a.events.get("envelope.sent", 0) }}</td>
     <td class="num">{{ a.events.get("envelope.received", 0) }}</td>
     <td class="num">{{ consulted[node] }}</td>
@@ -170,14 +173,14 @@ compliance figure is given where the log cannot support one.</p>
 {% for note in deadline_notes %}<p class="note">{{ note }}</p>{% endfor %}
 {% if deadlines %}
 <table>
-  <thead><tr><th>Request</th><th>Agency</th><th>Template</th><th>Deadline</th><th>Clock start</th><th>Due</th><th>Assessment</th></tr></thead>
+  <thead><tr><th>Request</th><th>Agency</th><th>Deadline</th><th>Clock start</th><th>Due</th><th>Assessment</th></tr></thead>
   <tbody>
   {% for d in deadlines %}
-  <tr><td class="id" title="{{ d.envelope_id }}">{{ d.envelope_id[:12] }}…</td><td>{{ d.agency }}</td>
-    <td>{{ d.template }}</td>
+  <tr><td><span class="mono nw" title="{{ d.envelope_id }}">{{ d.envelope_id[:12] }}…</span><br><span class="muted">{{ d.template }}</span></td>
+    <td class="nw">{{ d.agency }}</td>
     <td><b>{{ d.name }}</b> {{ d.kind }} {{ d.value }}<br><span class="muted">{{ d.basis }} ({{ d.verification }})</span></td>
-    <td class="time">{{ d.start_ms | utc }}<br><span class="muted">{{ d.starts }}</span></td>
-    <td class="time">{{ d.due_ms | utc }}</td><td>{{ d.status }}</td></tr>
+    <td class="time">{{ d.start_ms | utc_cell }}<br><span class="muted">{{ d.starts }}</span></td>
+    <td class="time">{{ d.due_ms | utc_cell }}</td><td>{{ d.status }}</td></tr>
   {% endfor %}
   </tbody>
 </table>
@@ -193,12 +196,12 @@ compliance figure is given where the log cannot support one.</p>
     <th>Sent</th><th>Delivered</th><th>Received</th><th class="num">Retries</th><th class="num">Read</th></tr></thead>
   <tbody>
   {% for lc in history.lifecycles %}
-  <tr><td class="id" title="{{ lc.envelope_id }}">{{ lc.envelope_id[:12] }}…</td>
-    <td>{{ lc.sender or "?" }} → {{ lc.recipient or "?" }}</td>
+  <tr><td class="id nw" title="{{ lc.envelope_id }}">{{ lc.envelope_id[:12] }}…</td>
+    <td><span class="nw">{{ lc.sender or "?" }} →</span> <span class="nw">{{ lc.recipient or "?" }}</span></td>
     <td>{{ lc.message_type }}<br><span class="muted">{{ lc.template }}</span></td>
     <td class="status {{ lc.status }}">{{ lc.status }}</td>
-    <td class="time">{{ lc.sent_ms | utc }}</td><td class="time">{{ lc.delivered_ms | utc }}</td>
-    <td class="time">{{ lc.received_ms | utc }}</td>
+    <td class="time">{{ lc.sent_ms | utc_cell }}</td><td class="time">{{ lc.delivered_ms | utc_cell }}</td>
+    <td class="time">{{ lc.received_ms | utc_cell }}</td>
     <td class="num">{{ lc.retries }}</td><td class="num">{{ lc.consultations | length }}</td></tr>
   {% else %}
   <tr><td colspan="9">No request in the log.</td></tr>
@@ -220,8 +223,12 @@ compliance figure is given where the log cannot support one.</p>
   <dt>From → to</dt><dd>{{ lc.sender or "?" }} → {{ lc.recipient or "?" }}</dd>
   <dt>What</dt><dd>{{ lc.message_type }} ({{ lc.template or "no template" }})</dd>
   <dt>Status</dt><dd class="status {{ lc.status }}">{{ lc.status }}{% if lc.refused_reason %} ({{ lc.refused_reason }}){% endif %}</dd>
-  <dt>Delivery</dt><dd>{{ lc.delivery_ms | duration }} to receipt, {{ lc.transit_ms | duration }} to receive; {{ lc.retries }} retr{{ "y" if lc.retries == 1 else "ies" }}{% for reason, n in lc.retry_reasons.items() %}{{ " (" if loop.first }}{{ reason }} ×{{ n }}{{ ", " if not loop.last else ")" }}{% endfor %}{% if lc.duplicates %}, {{ lc.duplicates }} duplicate deliver{{ "y" if lc.duplicates == 1 else "ies" }}{% endif %}{% if lc.invalid_receipts %}, {{ lc.invalid_receipts }} invalid receipt(s){% endif %}</dd>
-  {% if lc.consultations %}<dt>Consulted by</dt><dd>{% for c in lc.consultations %}{{ c.actor }} at {{ c.node_id }} ({{ c.what }}, {{ c.time_ms | utc }}){{ "; " if not loop.last }}{% endfor %}</dd>{% endif %}
+  <dt>Delivery</dt><dd>{{ lc.delivery_ms | duration }} to receipt, {{ lc.transit_ms | duration }} to receive;
+    {{ lc.retries }} retr{{ "y" if lc.retries == 1 else "ies" }}
+    {%- if lc.retry_reasons %} ({% for reason, n in lc.retry_reasons.items() %}{{ reason }} ×{{ n }}{{ ", " if not loop.last }}{% endfor %}){% endif %}
+    {%- if lc.duplicates %}, {{ lc.duplicates }} duplicate deliver{{ "y" if lc.duplicates == 1 else "ies" }}{% endif %}
+    {%- if lc.invalid_receipts %}, {{ lc.invalid_receipts }} invalid receipt(s){% endif %}</dd>
+  {% if lc.consultations %}<dt>Consulted by</dt><dd>{% for c in lc.consultations %}{{ c.actor }} at {{ c.node_id }} ({{ c.what }}, {{ c.time_ms | utc_cell }}){{ "; " if not loop.last }}{% endfor %}</dd>{% endif %}
   {% if lc.policy_decision_ids %}<dt>Policy decisions</dt><dd class="mono">{{ lc.policy_decision_ids | join(", ") }}</dd>{% endif %}
   {% if lc.citations %}<dt>Citations</dt><dd>{{ lc.citations | join("; ") }}</dd>{% endif %}
 </dl>
@@ -230,10 +237,10 @@ compliance figure is given where the log cannot support one.</p>
   <thead><tr><th>Time</th><th>Node</th>{% if case.lifecycles | length > 1 %}<th>Envelope</th>{% endif %}<th>Event</th><th>Actor</th><th>Detail</th></tr></thead>
   <tbody>
   {% for eid, e in case.timeline %}
-  <tr><td class="time">{{ e.time_ms | utc }}</td><td>{{ e.node_id }}<span class="muted"> #{{ e.sequence }}</span></td>
+  <tr><td class="time">{{ e.time_ms | utc_cell }}</td><td class="nw">{{ e.node_id }}<span class="muted"> #{{ e.sequence }}</span></td>
     {% if case.lifecycles | length > 1 %}<td class="id">{{ eid[:8] }}…</td>{% endif %}
     <td>{{ e.event_type }}{% if e.count > 1 %} ×{{ e.count }}{% endif %}</td><td>{{ e.actor }}</td>
-    <td>{{ e.detail }}{% if e.count > 1 %} <span class="muted">(last {{ e.until_ms | utc }})</span>{% endif %}</td></tr>
+    <td>{{ e.detail }}{% if e.count > 1 %} <span class="muted">(last {{ e.until_ms | utc_cell }})</span>{% endif %}</td></tr>
   {% endfor %}
   </tbody>
 </table>
@@ -256,7 +263,7 @@ that failed verification carry no trustworthy envelope id.</p>
   <tbody>
   {% for r in history.stray_rejections %}
   <tr><td>{{ r.node_id }}</td><td>{{ r.peer or "?" }}</td><td>{{ r.reason }}</td><td class="num">{{ r.count }}</td>
-    <td class="time">{{ r.first_ms | utc }}</td><td class="time">{{ r.last_ms | utc }}</td></tr>
+    <td class="time">{{ r.first_ms | utc_cell }}</td><td class="time">{{ r.last_ms | utc_cell }}</td></tr>
   {% endfor %}
   </tbody>
 </table>

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from broker.audit.lifecycle import History, Lifecycle, duration, utc
+from broker.audit.lifecycle import History, Lifecycle, duration
 from broker.errors import TemplateError
 from broker.templating import TemplateRegistry
 from broker.templating.model import Deadline

@@ -6,9 +6,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from broker.errors import TransportError
+
+
+async def _partitions(bootstrap: str, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(p["partition"] for t in described if t["topic"] == topic and not t["error_code"]
+                  for p in t["partitions"])
 
 
 async def read_topic(bootstrap: str, topic: str, *, fetch_max_bytes: int = 8 << 20
@@ -20,11 +32,7 @@ async def read_topic(bootstrap: str, topic: str, *, fetch_max_bytes: int = 8 << 
         fetch_max_bytes=fetch_max_bytes)
     try:
         await consumer.start()
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = [TopicPartition(topic, p) for p in await _partitions(bootstrap, topic)]
         if not tps:
             raise TransportError(f"topic {topic} not found", code="KAFKA_NO_TOPIC")
         consumer.assign(tps)

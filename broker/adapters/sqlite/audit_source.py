@@ -18,4 +18,4 @@ def read_store(path: Path) -> Iterator[tuple[str, bytes, str | None]]:
     with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
         cursor = db.execute("SELECT seq, record FROM audit ORDER BY seq")
         for seq, record in cursor:
-            yield f"store:{path.name}#{seq}", bytes(record), None
+            yield f"store:{path}#{seq}", bytes(record), None
