@@ -59,11 +59,14 @@ class KafkaAuditSink:
         producer = await self._ensure_producer()
         key = node_id.encode()
         try:
-            futures = [await producer.send(self.topic, value=data, key=key,
-                                           headers=[("seq", str(seq).encode())])
-                       for seq, data in records]
-            await asyncio.gather(*futures)
-        except KafkaError as e:
+            async with asyncio.timeout(self.request_timeout_ms / 1000 * 2):
+                futures = [await producer.send(self.topic, value=data, key=key,
+                                               headers=[("seq", str(seq).encode())])
+                           for seq, data in records]
+                await asyncio.gather(*futures)
+        except (KafkaError, TimeoutError) as e:
+            # Ambiguous: some records may be written. Start over with a fresh producer
+            # (an idempotent producer can wedge after a leader change) and resend.
             await self.reset()
             raise TransportError(f"Kafka produce failed: {type(e).__name__}",
                                  code="KAFKA_PRODUCE") from e
