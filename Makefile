@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.deps-stamp
 PYTEST_ARGS ?=
 
-.PHONY: all venv proto demo test lint typecheck layers bench clean
+.PHONY: all venv proto demo test lint typecheck layers bench clean kafka-up kafka-down
 
 all: test
 
@@ -36,3 +36,15 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# A real Apache Kafka (KRaft) on loopback, 127.0.0.1:9092 and up (docs/kafka.md):
+# `make kafka-up KAFKA_BROKERS=3` for three brokers, KAFKA_DIR for another cluster directory,
+# KAFKA_ARGS=--fresh to wipe the one in KAFKA_DIR first.
+KAFKA_DIR     ?= .kafka
+KAFKA_BROKERS ?= 1
+
+kafka-up: $(STAMP)
+	$(PY) scripts/kafka start --dir $(KAFKA_DIR) --brokers $(KAFKA_BROKERS) $(KAFKA_ARGS)
+
+kafka-down:
+	$(PY) scripts/kafka stop --dir $(KAFKA_DIR)

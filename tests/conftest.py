@@ -8,6 +8,9 @@ import pytest
 
 from tests.harness import Federation, make_federation
 
+# kafka_bootstrap / kafka_broker / kafka_cluster: real Apache Kafka started by scripts/kafka.
+pytest_plugins = ["tests.kafka_fixture"]
+
 
 @pytest.fixture
 def fed(tmp_path: Path) -> Federation:
