@@ -17,7 +17,7 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from broker.errors import RogatoryError
-from nodes import cli_audit
+from nodes import cli_audit, cli_policy, cli_templates
 from nodes.config import load_config
 from nodes.demo import run_demo
 from nodes.federation import AgencySpec, init_federation
@@ -213,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--attachment-mib", type=int, default=20)
     demo.set_defaults(func=cmd_demo)
     cli_audit.register(sub, common)
+    cli_policy.register(sub, common)
+    cli_templates.register(sub, common)
     return parser
 
 

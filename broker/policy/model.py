@@ -6,6 +6,7 @@ audit log, the CLI and the envelope (obligations travel with the message).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,10 +28,30 @@ TAG_MEANING: Final = {
     "U": "uncertain: must be verified",
     "E": "engineering safeguard, not a statement of law",
 }
+_TAG_TOKEN = re.compile(r"(?<![A-Za-z0-9])([VRUE])(?![A-Za-z0-9])")
 FAIL_CLOSED_ID: Final = "FAIL-CLOSED"
 CARRIED: Final = "carried"
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def weakest_tag(note: str) -> str:
+    """The tag a verification note stands for: the weakest of the V/R/U tags it names.
+
+    ``"V: structure (S52); wording R"`` is R: a note is never presented as verified when
+    any part of it is only recalled or uncertain. ``E`` marks an engineering safeguard.
+    """
+    found = set(_TAG_TOKEN.findall(note))
+    for tag in ("E", "U", "R", "V"):
+        if tag in found:
+            return tag
+    return "U"
+
+
+def describe_tag(note: str) -> str:
+    """``"R (recalled ...: check the wording): <note>"`` for people to read."""
+    tag = weakest_tag(note)
+    return f"{tag} ({TAG_MEANING[tag]}): {note}"
 
 
 @dataclass(frozen=True)
@@ -69,8 +90,8 @@ class Citation:
 
     @property
     def tag(self) -> str:
-        """``V``, ``R``, ``U`` or ``E`` (the first letter of the verification note)."""
-        return self.verification[:1]
+        """``V``, ``R``, ``U`` or ``E``: the weakest tag of the verification note."""
+        return weakest_tag(self.verification)
 
     def __str__(self) -> str:
         return f"{self.policy_id}: {self.source} [{self.verification}]"

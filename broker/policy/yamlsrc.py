@@ -26,7 +26,10 @@ class Located(dict[str, Any]):
         return self.key_lines.get(key, self.line)
 
 
-class _Loader(yaml.SafeLoader):
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
+
+
+class _Loader(_Base):  # type: ignore[misc]
     pass
 
 
@@ -56,7 +59,7 @@ def fail(source: str, line: int, message: str) -> NoReturn:
 def parse_yaml(source: str, text: str) -> Any:
     """Parse one YAML document; syntax errors name the file and line."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a (C)SafeLoader
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         fail(source, mark.line + 1 if mark else 0, str(e.problem or e))
