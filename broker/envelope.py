@@ -32,6 +32,7 @@ from broker.model import (
     Body,
     EnvelopeHeader,
     MessageId,
+    ObligationRef,
     SealedEnvelope,
     VerifiedEnvelope,
 )
@@ -75,6 +76,9 @@ def build_envelope(
     ttl_ms: int,
     envelope_id: MessageId | None = None,
     in_reply_to: MessageId | None = None,
+    legal_basis: str = "",
+    obligations: Sequence[ObligationRef] = (),
+    policy_set_hash: bytes = b"",
 ) -> tuple[SealedEnvelope, EnvelopeHeader]:
     """Sign and seal one envelope to `recipient` as listed in `trust`."""
     target = trust.node(recipient)
@@ -93,6 +97,8 @@ def build_envelope(
         expires_at_ms=now_ms + ttl_ms, body_sha256=sha256(body), body_size=len(body),
         attachments=tuple(a.entry for a in attachments),
         trust_list_version=trust.version, in_reply_to=in_reply_to,
+        legal_basis=legal_basis, obligations=tuple(obligations),
+        policy_set_hash=policy_set_hash,
     )
     header_bytes = codec.encode_header(header)
     signature = signer.sign(sig.to_be_signed(sig.ENVELOPE_HEADER, header_bytes))

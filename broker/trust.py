@@ -32,7 +32,7 @@ from broker.model.ids import is_node_id
 
 PAYLOAD_TYPE = "application/vnd.rogatory.trust-list+json"
 ROLES = frozenset({"central_authority", "contact_point", "judicial_authority",
-                   "prosecutor", "law_enforcement", "auditor"})
+                   "prosecutor", "law_enforcement", "auditor", "service_provider"})
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:

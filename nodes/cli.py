@@ -77,7 +77,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     with _client(args) as client:
         result = client.send(to=args.to, message_type=args.type, payload=payload,
                              attachments=[Path(p) for p in args.attach or []],
-                             template=args.template or "", ttl_seconds=args.ttl)
+                             template=args.template or "", ttl_seconds=args.ttl,
+                             declarations=_declarations(args.declare or []),
+                             legal_basis=args.legal_basis or "")
     data = _as_dict(result)
     m = result.message
     _emit(args, data, lambda: "\n".join(
@@ -86,6 +88,17 @@ def cmd_send(args: argparse.Namespace) -> int:
         [f"  attachment {a.index}: {a.filename} {a.size} bytes sha256={a.sha256}"
          for a in result.attachments]))
     return 0
+
+
+def _declarations(items: list[str]) -> dict[str, Any]:
+    """KEY=VALUE pairs for the policy engine; true/false become booleans."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RogatoryError(f"--declare takes KEY=VALUE, not {item!r}", code="USAGE")
+        out[key] = {"true": True, "false": False}.get(value, value)
+    return out
 
 
 def cmd_inbox(args: argparse.Namespace) -> int:
@@ -227,6 +240,10 @@ def _message_commands(sub: Any, common: argparse.ArgumentParser,
     send.add_argument("--attach", action="append", help="evidence file (repeatable)")
     send.add_argument("--template", help="template id[@version] (default: by message type)")
     send.add_argument("--ttl", type=int, default=0, help="lifetime in seconds")
+    send.add_argument("--declare", action="append", metavar="KEY=VALUE", help=(
+        "a declaration for the policy engine, e.g. justification=... or "
+        "agreement_ref=... (repeatable; see `rogatory policy explain`)"))
+    send.add_argument("--legal-basis", help="the legal basis (default: from the template)")
     send.set_defaults(func=cmd_send)
 
     inbox = sub.add_parser("inbox", parents=[common, node_opt], help="list received messages")

@@ -31,6 +31,12 @@ from nodes.operator_client import OperatorClient
 
 AGENCIES = ["DE-BFJ:central_authority", "US-OIA:central_authority", "NL-24X7:contact_point"]
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+# LED Art. 35-37: a transfer to a third country states why and under which agreement.
+MLA_DECLARATIONS = {
+    "justification": "Evidence for criminal investigation BfJ-RHS-2026-0412 (LED Art. 35(1)(a))",
+    "agreement_ref": "EU-US Umbrella Agreement (2016); DE-US MLA Treaty (2003)",
+}
+JUSTIFICATION = "demo: verify receipt and evidence integrity for BfJ-RHS-2026-0412"
 
 
 class DemoFailed(RogatoryError):
@@ -121,7 +127,8 @@ def _exchange(nodes: dict[str, NodeConfig], work: Path, attachment_mib: int) -> 
         pres = de.send(to="NL-24X7", message_type="preservation",
                        payload=example_payload("preservation"), attachments=[])
         mla = de.send(to="US-OIA", message_type="mla_request",
-                      payload=example_payload("mla_request"), attachments=[evidence])
+                      payload=example_payload("mla_request"), attachments=[evidence],
+                      declarations=MLA_DECLARATIONS)
         for sent in (pres, mla):
             m = sent.message
             r = wait_receipt(de, m.message_id)
@@ -136,7 +143,7 @@ def _exchange(nodes: dict[str, NodeConfig], work: Path, attachment_mib: int) -> 
                                           for a in sent.attachments]})
         elapsed = time.monotonic() - t0
     for step in steps:
-        with OperatorClient(nodes[step["to"]]) as peer:
+        with OperatorClient(nodes[step["to"]], justification=JUSTIFICATION) as peer:
             inbox = {m.message_id for m in peer.list(direction="incoming").messages}
             step["in_recipient_inbox"] = step["message_id"] in inbox
             detail = peer.show(step["message_id"])

@@ -23,6 +23,7 @@ from broker.adapters.sqlite import BlobStore, NodeStore
 from broker.audit import AuditEvent, EventType
 from broker.crypto import AtRestCipher, KemPrivateKey, SigningKey
 from broker.errors import ConfigError, TrustListError
+from broker.policy import load_policy_set
 from broker.ports import Clock
 from broker.services.audit_publisher import AuditPublisher
 from broker.services.context import NodeContext
@@ -35,6 +36,7 @@ from nodes.config import NodeConfig, check_loopback
 
 log = structlog.get_logger("rogatory.node")
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
 EXCHANGE_SERVICE = "rogatory.v1.Exchange"
 
 
@@ -60,10 +62,11 @@ class AgencyNode:
     """One node: `await start()`, `await stop()` (idempotent), or `async with`."""
 
     def __init__(self, config: NodeConfig, *, clock: Clock = wall_clock_ms,
-                 templates_dir: Path = TEMPLATES_DIR) -> None:
+                 templates_dir: Path = TEMPLATES_DIR, policy_dir: Path = POLICY_DIR) -> None:
         self.config = config
         self.clock = clock
         self.templates_dir = templates_dir
+        self.policy_dir = policy_dir
         self._exchange: grpc.aio.Server | None = None
         self._operator: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
@@ -105,7 +108,8 @@ class AgencyNode:
         ctx = NodeContext(
             node_id=cfg.node_id, signer=signer, kem_key=kem, trust=trust, store=store,
             blobs=blobs, at_rest=AtRestCipher(_read(cfg.storage_key)),
-            templates=load_registry(self.templates_dir), clock=self.clock,
+            templates=load_registry(self.templates_dir),
+            policy=load_policy_set(self.policy_dir), clock=self.clock,
             limits=cfg.limits, delivery=cfg.delivery)
         self.ctx = ctx
         await store.set_meta("trust_list_version", str(trust.version), AuditEvent(

@@ -7,6 +7,7 @@ It mints its own short-lived token from the development issuer key that
 from __future__ import annotations
 
 import getpass
+import json
 import mimetypes
 import time
 import uuid
@@ -68,7 +69,9 @@ class OperatorClient:
             raise _failure(e) from e
 
     def send(self, *, to: str, message_type: str, payload: bytes, attachments: list[Path],
-             template: str = "", ttl_seconds: int = 0, in_reply_to: str = "") -> op.SendResult:
+             template: str = "", ttl_seconds: int = 0, in_reply_to: str = "",
+             declarations: dict[str, Any] | None = None,
+             legal_basis: str = "") -> op.SendResult:
         template_id, _, version = template.partition("@")
         metas = [op.AttachmentMeta(filename=p.name, size=p.stat().st_size,
                                    media_type=mimetypes.guess_type(p.name)[0]
@@ -76,7 +79,9 @@ class OperatorClient:
         header = op.SendHeader(to=to, message_type=message_type, template_id=template_id,
                                template_version=version, payload=payload, attachments=metas,
                                ttl_seconds=ttl_seconds,
-                               in_reply_to=bytes.fromhex(in_reply_to) if in_reply_to else b"")
+                               in_reply_to=bytes.fromhex(in_reply_to) if in_reply_to else b"",
+                               declarations=json.dumps(declarations or {}).encode(),
+                               legal_basis=legal_basis)
 
         def frames() -> Iterator[op.SendFrame]:
             yield op.SendFrame(header=header)

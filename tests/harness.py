@@ -97,9 +97,14 @@ async def nodes(fed: Federation, *ids: str) -> AsyncIterator[dict[str, AgencyNod
             await node.stop(grace=0.5)
 
 
+# What an operator declares for a transfer to a third country (LED Art. 35-37).
+DECLARED = {"justification": "criminal investigation BfJ-RHS-2026-0412",
+            "agreement_ref": "EU-US Umbrella Agreement; DE-US MLA Treaty"}
+
+
 async def send(node: AgencyNode, to: str, message_type: str = "preservation",
                payload: bytes | None = None, attachments: Sequence[bytes] = (),
-               ttl_ms: int = 0) -> MessageId:
+               ttl_ms: int = 0, declared: dict[str, object] | None = None) -> MessageId:
     """Send through the node's own service (as the operator API does) and wake delivery."""
     assert node.ctx is not None
 
@@ -111,7 +116,8 @@ async def send(node: AgencyNode, to: str, message_type: str = "preservation",
     sent = await Outgoing(node.ctx).send(SendRequest(
         to=to, message_type=message_type, payload=payload or skeleton(message_type),
         attachments=[AttachmentSpec(f"file-{i}.bin", "application/octet-stream", len(d))
-                     for i, d in enumerate(attachments)], ttl_ms=ttl_ms),
+                     for i, d in enumerate(attachments)], ttl_ms=ttl_ms,
+        declared=DECLARED if declared is None else declared),
         pieces(), actor="person:test")
     assert node._delivery is not None
     node._delivery.wake()

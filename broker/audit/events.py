@@ -27,6 +27,7 @@ class EventType(enum.StrEnum):
     ENVELOPE_REJECTED = "envelope.rejected"        # refused, nothing stored
     MESSAGE_CONSULTED = "message.consulted"        # an operator read a message
     ATTACHMENT_CONSULTED = "attachment.consulted"  # an operator read an attachment
+    POLICY_DENIED = "policy.denied"                # a send or access refused by policy
     AUDIT_CHECKPOINT = "audit.checkpoint"          # a signed tree head over the log so far
     AUDIT_BACKLOG = "audit.backlog_full"           # publishing fell behind: exchanges refused
 

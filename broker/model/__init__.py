@@ -5,6 +5,7 @@ from broker.model.envelope import (
     AttachmentKey,
     Body,
     EnvelopeHeader,
+    ObligationRef,
     SealedEnvelope,
     VerifiedEnvelope,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "EnvelopeHeader",
     "MessageId",
     "NodeId",
+    "ObligationRef",
     "Receipt",
     "ReceiptBody",
     "ReceiptStatus",

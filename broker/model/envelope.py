@@ -19,6 +19,14 @@ class AttachmentEntry:
 
 
 @dataclass(frozen=True)
+class ObligationRef:
+    """An obligation attached by the sender's policy decision (id and canonical params)."""
+
+    id: str
+    params_json: str = ""
+
+
+@dataclass(frozen=True)
 class EnvelopeHeader:
     version: int
     suite: str
@@ -37,6 +45,9 @@ class EnvelopeHeader:
     attachments: tuple[AttachmentEntry, ...] = ()
     trust_list_version: int = 0
     in_reply_to: MessageId | None = None
+    legal_basis: str = ""
+    obligations: tuple[ObligationRef, ...] = ()
+    policy_set_hash: bytes = b""
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ class StoredMessage:
     status: str
     stored_at_ms: int
     attachments: tuple[StoredAttachment, ...] = ()
+    legal_basis: str = ""
+    obligations: str = "[]"    # JSON list of {id, params}: enforced on access and onward use
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import structlog
 from broker.config import DeliveryPolicy, EnvelopeLimits
 from broker.crypto import AtRestCipher, KemPrivateKey
 from broker.envelope import Signer
+from broker.policy import PolicySet
 from broker.ports import Blobs, Clock, Store
 from broker.templating import TemplateRegistry
 from broker.trust import TrustList
@@ -27,6 +28,7 @@ class NodeContext:
     blobs: Blobs
     at_rest: AtRestCipher
     templates: TemplateRegistry
+    policy: PolicySet
     clock: Clock
     limits: EnvelopeLimits = field(default_factory=EnvelopeLimits)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)

@@ -8,10 +8,12 @@ with its error code (never content) and re-raised for the transport to map.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from broker.audit import AuditEvent, EventType
 from broker.crypto import StreamOpener
@@ -28,6 +30,15 @@ from broker.model.stored import StoredAttachment, StoredMessage
 from broker.ports import BlobSink, WireChunk
 from broker.receipts import issue_receipt
 from broker.services.context import NodeContext, log
+from broker.services.policy_gate import (
+    Decided,
+    PolicyRefused,
+    citations,
+    decide,
+    obligation_refs,
+    obligations_json,
+)
+from broker.templating import Template
 from broker.wire import codec
 
 
@@ -64,8 +75,13 @@ class Incoming:
             duplicate = await self._check_duplicate(verified, header_sha)
             if duplicate is not None:
                 return duplicate
-            self._validate_payload(verified)
-            return await self._store(verified, chunks, now)
+            template, payload = self._validate_payload(verified)
+            h = verified.header
+            decision = decide(ctx, action="receive", sender=h.sender, recipient=ctx.node_id,
+                              template=template, message_type=h.message_type, payload=payload,
+                              legal_basis=h.legal_basis,
+                              obligations=[o.id for o in h.obligations])
+            return await self._store(verified, chunks, now, decision)
         except RogatoryError as e:
             await self._reject(e, envelope, verified, header_sha, peer_identity)
             raise
@@ -87,7 +103,7 @@ class Incoming:
         log.info("envelope.duplicate", envelope_id=str(v.envelope_id), sender=peer)
         return Accepted(codec.decode_receipt(receipt), duplicate=True)
 
-    def _validate_payload(self, v: VerifiedEnvelope) -> None:
+    def _validate_payload(self, v: VerifiedEnvelope) -> tuple[Template, dict[str, Any]]:
         h = v.header
         template = self.ctx.templates.get(h.template_id, h.template_version)
         if h.message_type not in template.message_types:
@@ -100,9 +116,10 @@ class Incoming:
         if not isinstance(payload, dict):
             raise TemplateError("payload must be a JSON object", code="PAYLOAD_NOT_JSON")
         template.validate(payload)
+        return template, payload
 
     async def _store(self, v: VerifiedEnvelope, chunks: AsyncIterator[WireChunk],
-                     now: int) -> Accepted:
+                     now: int, decision: Decided) -> Accepted:
         ctx = self.ctx
         writers: list[BlobSink] = []
         placed: list[str] = []
@@ -134,10 +151,14 @@ class Incoming:
                 created_at_ms=h.created_at_ms, expires_at_ms=h.expires_at_ms,
                 header=v.raw.header, signature=v.raw.signature, header_sha256=v.header_sha256,
                 payload=ctx.at_rest.seal("payload", eid.raw, v.body.payload),
-                status="received", stored_at_ms=now, attachments=tuple(atts))
+                status="received", stored_at_ms=now, attachments=tuple(atts),
+                legal_basis=decision.legal_basis,
+                obligations=obligations_json(obligation_refs(decision.decision)))
             earlier = await ctx.store.record_incoming(
                 msg, codec.encode_receipt(receipt), "accepted",
-                self._event(EventType.ENVELOPE_RECEIVED, v),
+                dataclasses.replace(self._event(EventType.ENVELOPE_RECEIVED, v),
+                                    policy_decision_ids=decision.policy_ids,
+                                    citations=citations(decision.decision)),
                 self._event(EventType.ENVELOPE_DUPLICATE, v))
             if earlier is not None:
                 raise _ConcurrentDuplicate(earlier)
@@ -198,6 +219,9 @@ class Incoming:
                       peer_identity: str) -> None:
         if verified is not None:
             event = self._event(EventType.ENVELOPE_REJECTED, verified, reason=error.code)
+            if isinstance(error, PolicyRefused):
+                event = dataclasses.replace(event, policy_decision_ids=error.decision.policy_ids,
+                                            citations=citations(error.decision))
         else:
             # Unauthenticated: record only what we can vouch for (hash, transport identity).
             event = AuditEvent(EventType.ENVELOPE_REJECTED, actor=self.ctx.actor,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from broker.model import MessageId, ReceiptBody
 from broker.model.stored import StoredAttachment, StoredMessage
 from broker.receipts import verify_receipt
 from broker.services.context import NodeContext
+from broker.services.policy_gate import Decided, PolicyRefused, citations, decide
 from broker.wire import codec
 
 
@@ -59,6 +61,7 @@ class Mailbox:
         ctx = self.ctx
         m = await ctx.store.get_message(message_id)
         payload = ctx.at_rest.open("payload", message_id.raw, m.payload)
+        decision = await self._access(m, payload, actor=actor, justification=justification)
         header = codec.decode_header(m.header)
         atts = tuple(self._attachment_view(m, a) for a in m.attachments)
         delivery = await ctx.store.outbox_state(message_id) if m.direction == "out" else None
@@ -66,9 +69,31 @@ class Mailbox:
             EventType.MESSAGE_CONSULTED, actor=actor, envelope_id=message_id, peer=m.peer,
             message_type=m.message_type, template_id=m.template_id,
             template_version=m.template_version, header_sha256=m.header_sha256,
-            justification=justification))
+            justification=justification, policy_decision_ids=decision.policy_ids,
+            citations=citations(decision.decision)))
         return MessageView(m, payload, atts, header.sender_key_id, fingerprint(m.signature),
                            delivery)
+
+    async def _access(self, m: StoredMessage, payload: bytes, *, actor: str,
+                      justification: str) -> Decided:
+        """Local access is a policy decision too (LED Art. 25: justification logged)."""
+        ctx = self.ctx
+        template = ctx.templates.get(m.template_id, m.template_version)
+        source = m.peer if m.direction == "in" else ctx.node_id
+        try:
+            return decide(ctx, action="access", sender=source, recipient=ctx.node_id,
+                          template=template, message_type=m.message_type,
+                          payload=json.loads(payload), legal_basis=m.legal_basis,
+                          declared={"justification": justification} if justification else {},
+                          obligations=[o["id"] for o in json.loads(m.obligations)])
+        except PolicyRefused as refused:
+            await ctx.store.audit(AuditEvent(
+                EventType.POLICY_DENIED, actor=actor, envelope_id=m.envelope_id, peer=m.peer,
+                message_type=m.message_type, template_id=m.template_id,
+                template_version=m.template_version, reason=refused.code,
+                policy_decision_ids=refused.decision.policy_ids,
+                citations=citations(refused.decision)))
+            raise
 
     def _attachment_view(self, m: StoredMessage, a: StoredAttachment) -> AttachmentView:
         rid = m.envelope_id.raw + a.index.to_bytes(4, "big")
@@ -103,12 +128,15 @@ class Mailbox:
         if not found:
             raise NotFound(f"message {message_id} has no attachment {index}")
         a = found[0]
+        decision = await self._access(m, ctx.at_rest.open("payload", message_id.raw, m.payload),
+                                      actor=actor, justification=justification)
         rid = message_id.raw + index.to_bytes(4, "big")
         key = ctx.at_rest.open("attachment-key", rid, a.wrapped_key)
         await ctx.store.audit(AuditEvent(
             EventType.ATTACHMENT_CONSULTED, actor=actor, envelope_id=message_id, peer=m.peer,
             message_type=m.message_type, header_sha256=m.header_sha256,
-            attachment_sha256=(a.sha256,), justification=justification))
+            attachment_sha256=(a.sha256,), justification=justification,
+            policy_decision_ids=decision.policy_ids, citations=citations(decision.decision)))
         return self._decrypt(m, a, key)
 
     async def _decrypt(self, m: StoredMessage, a: StoredAttachment,

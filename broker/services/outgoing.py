@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from broker.audit import AuditEvent, EventType
@@ -22,6 +22,13 @@ from broker.model import AttachmentEntry, MessageId
 from broker.model.stored import StoredAttachment, StoredMessage
 from broker.ports import BlobSink
 from broker.services.context import NodeContext, log
+from broker.services.policy_gate import (
+    PolicyRefused,
+    citations,
+    decide,
+    obligation_refs,
+    obligations_json,
+)
 from broker.wire import codec
 
 
@@ -42,6 +49,8 @@ class SendRequest:
     attachments: Sequence[AttachmentSpec] = ()
     ttl_ms: int = 0
     in_reply_to: MessageId | None = None
+    legal_basis: str = ""
+    declared: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,25 @@ class Outgoing:
                     if req.template_id and req.template_version
                     else ctx.templates.latest(req.template_id) if req.template_id
                     else ctx.templates.default_for_message_type(req.message_type))
-        template.validate(parse_payload(req.payload))
+        if req.message_type not in template.message_types:
+            raise TemplateError(f"template {template.id} does not serve message type "
+                                f"{req.message_type}", code="TEMPLATE_MISMATCH")
+        payload = parse_payload(req.payload)
+        template.validate(payload)
+        try:
+            decision = decide(ctx, action="send", sender=ctx.node_id, recipient=recipient.node_id,
+                              template=template, message_type=req.message_type,
+                              payload=payload, legal_basis=req.legal_basis,
+                              declared=req.declared)
+        except PolicyRefused as refused:
+            await ctx.store.audit(AuditEvent(
+                EventType.POLICY_DENIED, actor=actor, peer=recipient.node_id,
+                message_type=req.message_type, template_id=template.id,
+                template_version=template.version, reason=refused.code,
+                policy_decision_ids=refused.decision.policy_ids,
+                citations=citations(refused.decision)))
+            raise
+        obligations = obligation_refs(decision.decision)
         ttl = req.ttl_ms or ctx.limits.default_ttl_ms
         ttl = min(ttl, ctx.limits.max_ttl_ms)
         eid = MessageId.new()
@@ -95,7 +122,9 @@ class Outgoing:
                 signer=ctx.signer, trust=ctx.trust, sender=ctx.node_id, recipient=recipient.node_id,
                 message_type=req.message_type, template_id=template.id,
                 template_version=template.version, payload=req.payload, attachments=prepared,
-                now_ms=now, ttl_ms=ttl, envelope_id=eid, in_reply_to=req.in_reply_to)
+                now_ms=now, ttl_ms=ttl, envelope_id=eid, in_reply_to=req.in_reply_to,
+                legal_basis=decision.legal_basis, obligations=obligations,
+                policy_set_hash=bytes.fromhex(decision.decision.policy_set_hash))
             stored_atts = []
             for a, w in zip(prepared, writers, strict=True):
                 path = ctx.blobs.place(w, "out", eid.raw, a.entry.index)
@@ -108,13 +137,16 @@ class Outgoing:
                 expires_at_ms=header.expires_at_ms, header=sealed.header,
                 signature=sealed.signature, header_sha256=hashlib.sha256(sealed.header).digest(),
                 payload=ctx.at_rest.seal("payload", eid.raw, req.payload), status="pending",
-                stored_at_ms=now, attachments=tuple(stored_atts))
+                stored_at_ms=now, attachments=tuple(stored_atts),
+                legal_basis=decision.legal_basis, obligations=obligations_json(obligations))
             await ctx.store.record_outgoing(msg, codec.encode_envelope(sealed), AuditEvent(
                 EventType.ENVELOPE_SENT, actor=actor, envelope_id=eid, peer=recipient.node_id,
                 message_type=req.message_type, template_id=template.id,
                 template_version=template.version, header_sha256=msg.header_sha256,
                 body_sha256=header.body_sha256, recipients=(recipient.node_id,),
-                attachment_sha256=tuple(a.entry.sha256 for a in prepared)))
+                attachment_sha256=tuple(a.entry.sha256 for a in prepared),
+                policy_decision_ids=decision.policy_ids,
+                citations=citations(decision.decision)))
         except BaseException:
             for w in writers:
                 w.discard()

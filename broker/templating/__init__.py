@@ -10,6 +10,12 @@ Example::
     reg = load_registry(Path("templates"))
     template = reg.default_for_message_type("preservation")
     template.validate(payload, lang="fr")
+    template.deadlines_for(payload)  # the legal deadlines this message starts
+
+Rendering lives in its own modules so that importing the engine stays light (the PDF
+library is imported only by those who render): :mod:`broker.templating.render`
+(the printable document), :mod:`broker.templating.render_html` and
+:mod:`broker.templating.render_pdf`.
 """
 
 from broker.templating.loader import load_registry, parse_template

@@ -21,6 +21,7 @@ from broker.model import (
     Body,
     EnvelopeHeader,
     MessageId,
+    ObligationRef,
     Receipt,
     ReceiptBody,
     ReceiptStatus,
@@ -85,6 +86,10 @@ def encode_header(h: EnvelopeHeader) -> bytes:
         ],
         trust_list_version=h.trust_list_version,
         in_reply_to=h.in_reply_to.raw if h.in_reply_to else b"",
+        legal_basis=h.legal_basis,
+        obligations=[pb.ObligationRef(id=o.id, params_json=o.params_json)
+                     for o in h.obligations],
+        policy_set_hash=h.policy_set_hash,
     )
     return _encode(msg)
 
@@ -113,6 +118,9 @@ def decode_header(data: bytes) -> EnvelopeHeader:
         ),
         trust_list_version=m.trust_list_version,
         in_reply_to=MessageId(m.in_reply_to) if m.in_reply_to else None,
+        legal_basis=m.legal_basis,
+        obligations=tuple(ObligationRef(o.id, o.params_json) for o in m.obligations),
+        policy_set_hash=m.policy_set_hash,
     )
 
 

@@ -14,6 +14,7 @@ from nodes.config import load_config
 from tests.e2e.procs import NodeProcess, processes, rogatory, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+WHY = "case BfJ-RHS-2026-0412"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -40,7 +41,9 @@ def test_send_inbox_show_receipt_attachment_through_the_cli(cli_fed: Path) -> No
     with processes(de.start(), us.start()):
         sent = json.loads(rogatory("send", "--config", str(de_cfg), "--to", "US-OIA", "--type",
                                    "mla_request", "--payload", str(payload), "--attach",
-                                   str(evidence), "--json").stdout)
+                                   str(evidence), "--declare", f"justification={WHY}",
+                                   "--declare", "agreement_ref=EU-US Umbrella Agreement",
+                                   "--json").stdout)
         mid = sent["message"]["message_id"]
         assert sent["attachments"][0]["sha256"] == hashlib.sha256(
             evidence.read_bytes()).hexdigest()
@@ -53,12 +56,16 @@ def test_send_inbox_show_receipt_attachment_through_the_cli(cli_fed: Path) -> No
         assert r["verified"] is True and r["receiver"] == "US-OIA"
         inbox = json.loads(rogatory("inbox", "--config", str(us_cfg), "--json").stdout)
         assert [m["message_id"] for m in inbox["messages"]] == [mid]
-        shown = json.loads(rogatory("show", mid, "--config", str(us_cfg), "--json").stdout)
+        refused = rogatory("show", mid, "--config", str(us_cfg), check=False)
+        assert refused.returncode == 1 and "POLICY_NEEDS" in refused.stderr
+        assert "justification" in refused.stderr
+        shown = json.loads(rogatory("show", mid, "--config", str(us_cfg), "--justification",
+                                    WHY, "--json").stdout)
         assert shown["payload"] == json.loads(payload.read_bytes())
         assert shown["message"]["peer"] == "DE-BFJ"
         out = cli_fed / "received.bin"
         got = json.loads(rogatory("attachment", mid, "0", "--out", str(out), "--config",
-                                  str(us_cfg), "--json").stdout)
+                                  str(us_cfg), "--justification", WHY, "--json").stdout)
         assert out.read_bytes() == evidence.read_bytes()
         assert got["sha256"] == sent["attachments"][0]["sha256"]
         human = rogatory("inbox", "--config", str(us_cfg)).stdout
@@ -68,7 +75,7 @@ def test_send_inbox_show_receipt_attachment_through_the_cli(cli_fed: Path) -> No
     logs = de.log.read_text() + us.log.read_text()
     assert mid in logs
     for secret in ("registrant@mail.example", "Example Mail Inc", "extract.bin",
-                   "phishing", "Desk officer"):
+                   "phishing", "Desk officer", WHY):
         assert secret not in logs
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from nodes.operator_client import OperatorClient
 from tests.e2e.procs import NodeProcess, processes, wait_for
-from tests.harness import Federation, make_federation, skeleton
+from tests.harness import DECLARED, Federation, make_federation, skeleton
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -40,7 +40,8 @@ def test_sender_killed_between_commit_and_delivery(tmp_path: Path) -> None:
         de.start()
         with OperatorClient(fed.configs["DE-BFJ"]) as client:
             mid = client.send(to="US-OIA", message_type="mla_request",
-                              payload=skeleton("mla_request"), attachments=[]).message.message_id
+                              payload=skeleton("mla_request"), attachments=[],
+                              declarations=DECLARED).message.message_id
         de.kill()
         us.start()
         de.start()
@@ -68,7 +69,8 @@ def test_receiver_killed_mid_stream(tmp_path: Path) -> None:
         with OperatorClient(fed.configs["DE-BFJ"]) as client:
             mid = client.send(to="US-OIA", message_type="mla_request",
                               payload=skeleton("mla_request"),
-                              attachments=[evidence]).message.message_id
+                              attachments=[evidence],
+                              declarations=DECLARED).message.message_id
 
         def partial() -> bool:
             return any(p.stat().st_size > (8 << 20) for p in tmp_blobs.glob("*.part"))
@@ -81,7 +83,7 @@ def test_receiver_killed_mid_stream(tmp_path: Path) -> None:
         with OperatorClient(fed.configs["DE-BFJ"]) as client:
             wait_for(lambda: _verified(client, mid), timeout_s=120)
         assert _inbox_count(fed, "US-OIA") == 1
-        with OperatorClient(fed.configs["US-OIA"]) as client:
+        with OperatorClient(fed.configs["US-OIA"], justification="case 17") as client:
             got = hashlib.sha256()
             for piece in client.read_attachment(mid, 0):
                 got.update(piece)

@@ -49,7 +49,7 @@ async def _exchange(fed: Federation) -> Exchanged:
     async with nodes(fed, "DE-BFJ") as n:
         de = n["DE-BFJ"]
         assert de.ctx is not None
-        retried = await send(de, "US-OIA", "production_order_request")
+        retried = await send(de, "US-OIA", "preservation")
         for _ in range(500):
             state = await de.ctx.store.outbox_state(retried)
             if state and state[1] >= 1:
@@ -68,7 +68,7 @@ async def _exchange(fed: Federation) -> Exchanged:
             await Mailbox(us.ctx).show(answered, actor=f"person:{INJECTED}",
                                        justification=INJECTED)
             async for _ in await Mailbox(us.ctx).read_attachment(
-                    answered, 0, actor="person:officer-us"):
+                    answered, 0, actor="person:officer-us", justification="case-2024-17"):
                 pass
     return Exchanged(fed, retried, answered, reverse)
 
@@ -104,8 +104,8 @@ def test_replay_rebuilds_each_lifecycle(exchanged: Exchanged,
         assert sent <= received <= delivered       # one host, one clock
     retried = by_id[str(exchanged.retried)]
     assert (retried["sender"], retried["recipient"]) == ("DE-BFJ", "US-OIA")
-    assert retried["message_type"] == "production_order_request"
-    assert retried["template_id"] == "sap-art8-production-order"
+    assert retried["message_type"] == "preservation"
+    assert retried["template_id"] == "coe-art29-preservation"
     assert isinstance(retried["retries"], int) and retried["retries"] >= 1
     assert all(str(r).startswith("TRANSPORT_") for r in retried["retry_reasons"])  # type: ignore[attr-defined]
     assert [(c["actor"], c["node_id"], c["what"], c["justification"])
@@ -132,7 +132,7 @@ def test_replay_of_one_envelope_as_text(exchanged: Exchanged,
     text = capsys.readouterr().out
     assert "1 request(s); verified: no findings" in text
     assert f"{exchanged.retried}  DELIVERED" in text
-    assert "DE-BFJ -> US-OIA: production_order_request (sap-art8-production-order@1.0.0)" in text
+    assert "DE-BFJ -> US-OIA: preservation (coe-art29-preservation@1.0.0)" in text
     assert "message consulted by person:officer-us at US-OIA" in text
 
 
@@ -156,9 +156,8 @@ def test_report_shows_timelines_chart_deadlines_and_escapes_record_fields(
     assert "<svg" in html and "<rect" in html and "DE-BFJ" in html
     assert "<script" not in html and "src=" not in html and "href=" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    # production orders carry legal deadlines; no answer is in the log to judge them by
-    assert "serve_provider" in html and "cannot be evaluated yet" in html
-    assert "minimum_preservation" in html
+    # the preservation request's Art. 29(7) minimum period is shown with its basis
+    assert "minimum_preservation" in html and "Art. 29(7)" in html
 
 
 def test_report_names_the_finding_in_a_tampered_log(exchanged: Exchanged,

@@ -28,6 +28,7 @@ from tests.harness import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+WHY = "case BfJ-RHS-2026-0412"
 
 
 async def test_preservation_request_delivered_with_verified_receipt(fed: Federation) -> None:
@@ -45,8 +46,9 @@ async def test_preservation_request_delivered_with_verified_receipt(fed: Federat
         assert body.status == ReceiptStatus.ACCEPTED
         inbox = await receiver_ctx.store.list_messages("in", 10)
         assert [m.envelope_id for m in inbox] == [mid]
-        view = await Mailbox(receiver_ctx).show(mid, actor="person:officer")
-        assert view.payload == (await Mailbox(sender_ctx).show(mid, actor="person:t")).payload
+        view = await Mailbox(receiver_ctx).show(mid, actor="person:officer", justification=WHY)
+        assert view.payload == (await Mailbox(sender_ctx).show(
+            mid, actor="person:t", justification=WHY)).payload
     sent = [e["event_type"] for e in audit_events(fed.configs["DE-BFJ"])]
     received = [e["event_type"] for e in audit_events(fed.configs["NL-24X7"])]
     assert "envelope.sent" in sent and "envelope.delivered" in sent
@@ -63,7 +65,7 @@ async def test_attachments_arrive_intact_and_encrypted_at_rest(fed: Federation) 
         mailbox = Mailbox(ctx)
         for index, data in enumerate(evidence):
             got = b"".join([p async for p in await mailbox.read_attachment(
-                mid, index, actor="person:t")])
+                mid, index, actor="person:t", justification=WHY)])
             assert got == data
         stored = await ctx.store.get_message(mid)
         for a, data in zip(stored.attachments, evidence, strict=True):

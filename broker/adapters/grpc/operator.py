@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -37,6 +38,18 @@ def _justification(context: grpc.aio.ServicerContext[Any, Any]) -> str:
                                        f"{MAX_JUSTIFICATION} characters")
             return text
     return ""
+
+
+def _declarations(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise MalformedMessage("declarations are not a JSON object") from e
+    if not isinstance(value, dict):
+        raise MalformedMessage("declarations are not a JSON object")
+    return value
 
 
 def _operator(allowed: frozenset[str]) -> Operator:
@@ -84,7 +97,8 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                 attachments=[AttachmentSpec(a.filename, a.media_type, a.size)
                              for a in h.attachments],
                 ttl_ms=h.ttl_seconds * 1000,
-                in_reply_to=MessageId(h.in_reply_to) if h.in_reply_to else None)
+                in_reply_to=MessageId(h.in_reply_to) if h.in_reply_to else None,
+                legal_basis=h.legal_basis, declared=_declarations(h.declarations))
 
             async def pieces() -> AsyncIterator[tuple[int, bytes]]:
                 async for frame in request_iterator:

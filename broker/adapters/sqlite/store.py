@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS messages (
   payload BLOB NOT NULL,
   status TEXT NOT NULL,
   stored_at_ms INTEGER NOT NULL,
+  legal_basis TEXT NOT NULL DEFAULT '',
+  obligations TEXT NOT NULL DEFAULT '[]',
   PRIMARY KEY (direction, envelope_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS attachments (
@@ -253,10 +255,12 @@ class NodeStore:
         db.execute(
             "INSERT INTO messages (direction, envelope_id, peer, message_type, template_id, "
             "template_version, created_at_ms, expires_at_ms, header, signature, header_sha256, "
-            "payload, status, stored_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "payload, status, stored_at_ms, legal_basis, obligations) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (m.direction, m.envelope_id.raw, m.peer, m.message_type, m.template_id,
              m.template_version, m.created_at_ms, m.expires_at_ms, m.header, m.signature,
-             m.header_sha256, m.payload, m.status, m.stored_at_ms))
+             m.header_sha256, m.payload, m.status, m.stored_at_ms, m.legal_basis,
+             m.obligations))
         for a in m.attachments:
             db.execute(
                 "INSERT INTO attachments (direction, envelope_id, idx, size, sha256, chunk_size,"
@@ -408,4 +412,5 @@ def _message(row: Sequence[Any], attachments: tuple[StoredAttachment, ...]) -> S
         message_type=str(row[3]), template_id=str(row[4]), template_version=str(row[5]),
         created_at_ms=int(row[6]), expires_at_ms=int(row[7]), header=bytes(row[8]),
         signature=bytes(row[9]), header_sha256=bytes(row[10]), payload=bytes(row[11]),
-        status=str(row[12]), stored_at_ms=int(row[13]), attachments=attachments)
+        status=str(row[12]), stored_at_ms=int(row[13]), attachments=attachments,
+        legal_basis=str(row[14]), obligations=str(row[15]))

@@ -106,6 +106,9 @@ class EnvelopeHeader(_message.Message):
     ATTACHMENTS_FIELD_NUMBER: _builtins.int
     TRUST_LIST_VERSION_FIELD_NUMBER: _builtins.int
     IN_REPLY_TO_FIELD_NUMBER: _builtins.int
+    LEGAL_BASIS_FIELD_NUMBER: _builtins.int
+    OBLIGATIONS_FIELD_NUMBER: _builtins.int
+    POLICY_SET_HASH_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     suite: _builtins.str
     envelope_id: _builtins.bytes
@@ -129,8 +132,16 @@ class EnvelopeHeader(_message.Message):
     trust_list_version: _builtins.int
     in_reply_to: _builtins.bytes
     """envelope id this one answers, if any"""
+    legal_basis: _builtins.str
+    """the sender's policy decision: the legal basis..."""
+    policy_set_hash: _builtins.bytes
+    """...and the policy set that decided"""
     @_builtins.property
     def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttachmentEntry]: ...
+    @_builtins.property
+    def obligations(self) -> _containers.RepeatedCompositeFieldContainer[Global___ObligationRef]:
+        """...the obligations that travel with the data"""
+
     def __init__(
         self,
         *,
@@ -151,14 +162,42 @@ class EnvelopeHeader(_message.Message):
         attachments: _abc.Iterable[Global___AttachmentEntry] | None = ...,
         trust_list_version: _builtins.int = ...,
         in_reply_to: _builtins.bytes = ...,
+        legal_basis: _builtins.str = ...,
+        obligations: _abc.Iterable[Global___ObligationRef] | None = ...,
+        policy_set_hash: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "body_sha256", b"body_sha256", "body_size", b"body_size", "created_at_ms", b"created_at_ms", "envelope_id", b"envelope_id", "expires_at_ms", b"expires_at_ms", "in_reply_to", b"in_reply_to", "message_type", b"message_type", "recipient", b"recipient", "recipient_key_id", b"recipient_key_id", "sender", b"sender", "sender_key_id", b"sender_key_id", "suite", b"suite", "template_id", b"template_id", "template_version", b"template_version", "trust_list_version", b"trust_list_version", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "body_sha256", b"body_sha256", "body_size", b"body_size", "created_at_ms", b"created_at_ms", "envelope_id", b"envelope_id", "expires_at_ms", b"expires_at_ms", "in_reply_to", b"in_reply_to", "legal_basis", b"legal_basis", "message_type", b"message_type", "obligations", b"obligations", "policy_set_hash", b"policy_set_hash", "recipient", b"recipient", "recipient_key_id", b"recipient_key_id", "sender", b"sender", "sender_key_id", b"sender_key_id", "suite", b"suite", "template_id", b"template_id", "template_version", b"template_version", "trust_list_version", b"trust_list_version", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EnvelopeHeader: _TypeAlias = EnvelopeHeader  # noqa: Y015
+
+@_typing.final
+class ObligationRef(_message.Message):
+    """An obligation attached by the sender's policy decision, enforced at the receiver."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PARAMS_JSON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    params_json: _builtins.str
+    """canonical JSON (sorted keys), may be empty"""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        params_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "params_json", b"params_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ObligationRef: _TypeAlias = ObligationRef  # noqa: Y015
 
 @_typing.final
 class Envelope(_message.Message):

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arogatory/v1/operator.proto\x12\x0brogatory.v1\"\xca\x01\n\nSendHeader\x12\n\n\x02to\x18\x01 \x01(\t\x12\x14\n\x0cmessage_type\x18\x02 \x01(\t\x12\x13\n\x0btemplate_id\x18\x03 \x01(\t\x12\x18\n\x10template_version\x18\x04 \x01(\t\x12\x0f\n\x07payload\x18\x05 \x01(\x0c\x12\x30\n\x0b\x61ttachments\x18\x06 \x03(\x0b\x32\x1b.rogatory.v1.AttachmentMeta\x12\x13\n\x0bttl_seconds\x18\x07 \x01(\r\x12\x13\n\x0bin_reply_to\x18\x08 \x01(\x0c\"D\n\x0e\x41ttachmentMeta\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\"3\n\tSendChunk\x12\x18\n\x10\x61ttachment_index\x18\x01 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"h\n\tSendFrame\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x17.rogatory.v1.SendHeaderH\x00\x12\'\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x16.rogatory.v1.SendChunkH\x00\x42\x07\n\x05\x66rame\"c\n\x0e\x41ttachmentInfo\x12\r\n\x05index\x18\x01 \x01(\r\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x12\n\nmedia_type\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0e\n\x06sha256\x18\x05 \x01(\t\"\xe2\x01\n\x0eMessageSummary\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\tdirection\x18\x02 \x01(\t\x12\x0c\n\x04peer\x18\x03 \x01(\t\x12\x14\n\x0cmessage_type\x18\x04 \x01(\t\x12\x13\n\x0btemplate_id\x18\x05 \x01(\t\x12\x18\n\x10template_version\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x08 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\t \x01(\x03\x12\x18\n\x10\x61ttachment_count\x18\n \x01(\r\"l\n\nSendResult\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.rogatory.v1.MessageSummary\x12\x30\n\x0b\x61ttachments\x18\x02 \x03(\x0b\x32\x1b.rogatory.v1.AttachmentInfo\"/\n\x0bListRequest\x12\x11\n\tdirection\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"<\n\x0bMessageList\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.rogatory.v1.MessageSummary\" \n\nMessageRef\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"\x91\x02\n\rMessageDetail\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.rogatory.v1.MessageSummary\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x30\n\x0b\x61ttachments\x18\x03 \x03(\x0b\x32\x1b.rogatory.v1.AttachmentInfo\x12\x15\n\rheader_sha256\x18\x04 \x01(\t\x12\x13\n\x0b\x62ody_sha256\x18\x05 \x01(\t\x12\x15\n\rsigner_key_id\x18\x06 \x01(\t\x12\x1d\n\x15signature_fingerprint\x18\x07 \x01(\t\x12\x19\n\x11\x64\x65livery_attempts\x18\x08 \x01(\x05\x12\x12\n\nlast_error\x18\t \x01(\t\"\xb0\x01\n\rReceiptDetail\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x10\n\x08receiver\x18\x02 \x01(\t\x12\x17\n\x0freceiver_key_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x16\n\x0ereceived_at_ms\x18\x05 \x01(\x03\x12\x15\n\rheader_sha256\x18\x06 \x01(\t\x12\x10\n\x08verified\x18\x07 \x01(\x08\x12\x0f\n\x07receipt\x18\x08 \x01(\x0c\"2\n\rAttachmentRef\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\"\x1e\n\x0e\x41ttachmentData\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x0f\n\rStatusRequest\"}\n\nNodeStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x1a\n\x12trust_list_version\x18\x02 \x01(\x04\x12\x16\n\x0eoutbox_pending\x18\x03 \x01(\r\x12\x13\n\x0binbox_count\x18\x04 \x01(\r\x12\x15\n\raudit_records\x18\x05 \x01(\x04\x32\x9e\x03\n\x08Operator\x12\x39\n\x04Send\x12\x16.rogatory.v1.SendFrame\x1a\x17.rogatory.v1.SendResult(\x01\x12\x42\n\x0cListMessages\x12\x18.rogatory.v1.ListRequest\x1a\x18.rogatory.v1.MessageList\x12\x41\n\nGetMessage\x12\x17.rogatory.v1.MessageRef\x1a\x1a.rogatory.v1.MessageDetail\x12\x41\n\nGetReceipt\x12\x17.rogatory.v1.MessageRef\x1a\x1a.rogatory.v1.ReceiptDetail\x12K\n\x0eReadAttachment\x12\x1a.rogatory.v1.AttachmentRef\x1a\x1b.rogatory.v1.AttachmentData0\x01\x12@\n\tGetStatus\x12\x1a.rogatory.v1.StatusRequest\x1a\x17.rogatory.v1.NodeStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arogatory/v1/operator.proto\x12\x0brogatory.v1\"\xf5\x01\n\nSendHeader\x12\n\n\x02to\x18\x01 \x01(\t\x12\x14\n\x0cmessage_type\x18\x02 \x01(\t\x12\x13\n\x0btemplate_id\x18\x03 \x01(\t\x12\x18\n\x10template_version\x18\x04 \x01(\t\x12\x0f\n\x07payload\x18\x05 \x01(\x0c\x12\x30\n\x0b\x61ttachments\x18\x06 \x03(\x0b\x32\x1b.rogatory.v1.AttachmentMeta\x12\x13\n\x0bttl_seconds\x18\x07 \x01(\r\x12\x13\n\x0bin_reply_to\x18\x08 \x01(\x0c\x12\x14\n\x0c\x64\x65\x63larations\x18\t \x01(\x0c\x12\x13\n\x0blegal_basis\x18\n \x01(\t\"D\n\x0e\x41ttachmentMeta\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\"3\n\tSendChunk\x12\x18\n\x10\x61ttachment_index\x18\x01 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"h\n\tSendFrame\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x17.rogatory.v1.SendHeaderH\x00\x12\'\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x16.rogatory.v1.SendChunkH\x00\x42\x07\n\x05\x66rame\"c\n\x0e\x41ttachmentInfo\x12\r\n\x05index\x18\x01 \x01(\r\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x12\n\nmedia_type\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0e\n\x06sha256\x18\x05 \x01(\t\"\xe2\x01\n\x0eMessageSummary\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\tdirection\x18\x02 \x01(\t\x12\x0c\n\x04peer\x18\x03 \x01(\t\x12\x14\n\x0cmessage_type\x18\x04 \x01(\t\x12\x13\n\x0btemplate_id\x18\x05 \x01(\t\x12\x18\n\x10template_version\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x08 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\t \x01(\x03\x12\x18\n\x10\x61ttachment_count\x18\n \x01(\r\"l\n\nSendResult\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.rogatory.v1.MessageSummary\x12\x30\n\x0b\x61ttachments\x18\x02 \x03(\x0b\x32\x1b.rogatory.v1.AttachmentInfo\"/\n\x0bListRequest\x12\x11\n\tdirection\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"<\n\x0bMessageList\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.rogatory.v1.MessageSummary\" \n\nMessageRef\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"\x91\x02\n\rMessageDetail\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.rogatory.v1.MessageSummary\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x30\n\x0b\x61ttachments\x18\x03 \x03(\x0b\x32\x1b.rogatory.v1.AttachmentInfo\x12\x15\n\rheader_sha256\x18\x04 \x01(\t\x12\x13\n\x0b\x62ody_sha256\x18\x05 \x01(\t\x12\x15\n\rsigner_key_id\x18\x06 \x01(\t\x12\x1d\n\x15signature_fingerprint\x18\x07 \x01(\t\x12\x19\n\x11\x64\x65livery_attempts\x18\x08 \x01(\x05\x12\x12\n\nlast_error\x18\t \x01(\t\"\xb0\x01\n\rReceiptDetail\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x10\n\x08receiver\x18\x02 \x01(\t\x12\x17\n\x0freceiver_key_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x16\n\x0ereceived_at_ms\x18\x05 \x01(\x03\x12\x15\n\rheader_sha256\x18\x06 \x01(\t\x12\x10\n\x08verified\x18\x07 \x01(\x08\x12\x0f\n\x07receipt\x18\x08 \x01(\x0c\"2\n\rAttachmentRef\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\"\x1e\n\x0e\x41ttachmentData\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x0f\n\rStatusRequest\"}\n\nNodeStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x1a\n\x12trust_list_version\x18\x02 \x01(\x04\x12\x16\n\x0eoutbox_pending\x18\x03 \x01(\r\x12\x13\n\x0binbox_count\x18\x04 \x01(\r\x12\x15\n\raudit_records\x18\x05 \x01(\x04\x32\x9e\x03\n\x08Operator\x12\x39\n\x04Send\x12\x16.rogatory.v1.SendFrame\x1a\x17.rogatory.v1.SendResult(\x01\x12\x42\n\x0cListMessages\x12\x18.rogatory.v1.ListRequest\x1a\x18.rogatory.v1.MessageList\x12\x41\n\nGetMessage\x12\x17.rogatory.v1.MessageRef\x1a\x1a.rogatory.v1.MessageDetail\x12\x41\n\nGetReceipt\x12\x17.rogatory.v1.MessageRef\x1a\x1a.rogatory.v1.ReceiptDetail\x12K\n\x0eReadAttachment\x12\x1a.rogatory.v1.AttachmentRef\x1a\x1b.rogatory.v1.AttachmentData0\x01\x12@\n\tGetStatus\x12\x1a.rogatory.v1.StatusRequest\x1a\x17.rogatory.v1.NodeStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,37 +32,37 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rogatory.v1.operator_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SENDHEADER']._serialized_start=44
-  _globals['_SENDHEADER']._serialized_end=246
-  _globals['_ATTACHMENTMETA']._serialized_start=248
-  _globals['_ATTACHMENTMETA']._serialized_end=316
-  _globals['_SENDCHUNK']._serialized_start=318
-  _globals['_SENDCHUNK']._serialized_end=369
-  _globals['_SENDFRAME']._serialized_start=371
-  _globals['_SENDFRAME']._serialized_end=475
-  _globals['_ATTACHMENTINFO']._serialized_start=477
-  _globals['_ATTACHMENTINFO']._serialized_end=576
-  _globals['_MESSAGESUMMARY']._serialized_start=579
-  _globals['_MESSAGESUMMARY']._serialized_end=805
-  _globals['_SENDRESULT']._serialized_start=807
-  _globals['_SENDRESULT']._serialized_end=915
-  _globals['_LISTREQUEST']._serialized_start=917
-  _globals['_LISTREQUEST']._serialized_end=964
-  _globals['_MESSAGELIST']._serialized_start=966
-  _globals['_MESSAGELIST']._serialized_end=1026
-  _globals['_MESSAGEREF']._serialized_start=1028
-  _globals['_MESSAGEREF']._serialized_end=1060
-  _globals['_MESSAGEDETAIL']._serialized_start=1063
-  _globals['_MESSAGEDETAIL']._serialized_end=1336
-  _globals['_RECEIPTDETAIL']._serialized_start=1339
-  _globals['_RECEIPTDETAIL']._serialized_end=1515
-  _globals['_ATTACHMENTREF']._serialized_start=1517
-  _globals['_ATTACHMENTREF']._serialized_end=1567
-  _globals['_ATTACHMENTDATA']._serialized_start=1569
-  _globals['_ATTACHMENTDATA']._serialized_end=1599
-  _globals['_STATUSREQUEST']._serialized_start=1601
-  _globals['_STATUSREQUEST']._serialized_end=1616
-  _globals['_NODESTATUS']._serialized_start=1618
-  _globals['_NODESTATUS']._serialized_end=1743
-  _globals['_OPERATOR']._serialized_start=1746
-  _globals['_OPERATOR']._serialized_end=2160
+  _globals['_SENDHEADER']._serialized_end=289
+  _globals['_ATTACHMENTMETA']._serialized_start=291
+  _globals['_ATTACHMENTMETA']._serialized_end=359
+  _globals['_SENDCHUNK']._serialized_start=361
+  _globals['_SENDCHUNK']._serialized_end=412
+  _globals['_SENDFRAME']._serialized_start=414
+  _globals['_SENDFRAME']._serialized_end=518
+  _globals['_ATTACHMENTINFO']._serialized_start=520
+  _globals['_ATTACHMENTINFO']._serialized_end=619
+  _globals['_MESSAGESUMMARY']._serialized_start=622
+  _globals['_MESSAGESUMMARY']._serialized_end=848
+  _globals['_SENDRESULT']._serialized_start=850
+  _globals['_SENDRESULT']._serialized_end=958
+  _globals['_LISTREQUEST']._serialized_start=960
+  _globals['_LISTREQUEST']._serialized_end=1007
+  _globals['_MESSAGELIST']._serialized_start=1009
+  _globals['_MESSAGELIST']._serialized_end=1069
+  _globals['_MESSAGEREF']._serialized_start=1071
+  _globals['_MESSAGEREF']._serialized_end=1103
+  _globals['_MESSAGEDETAIL']._serialized_start=1106
+  _globals['_MESSAGEDETAIL']._serialized_end=1379
+  _globals['_RECEIPTDETAIL']._serialized_start=1382
+  _globals['_RECEIPTDETAIL']._serialized_end=1558
+  _globals['_ATTACHMENTREF']._serialized_start=1560
+  _globals['_ATTACHMENTREF']._serialized_end=1610
+  _globals['_ATTACHMENTDATA']._serialized_start=1612
+  _globals['_ATTACHMENTDATA']._serialized_end=1642
+  _globals['_STATUSREQUEST']._serialized_start=1644
+  _globals['_STATUSREQUEST']._serialized_end=1659
+  _globals['_NODESTATUS']._serialized_start=1661
+  _globals['_NODESTATUS']._serialized_end=1786
+  _globals['_OPERATOR']._serialized_start=1789
+  _globals['_OPERATOR']._serialized_end=2203
 # @@protoc_insertion_point(module_scope)

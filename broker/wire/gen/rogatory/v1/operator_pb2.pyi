@@ -30,6 +30,8 @@ class SendHeader(_message.Message):
     ATTACHMENTS_FIELD_NUMBER: _builtins.int
     TTL_SECONDS_FIELD_NUMBER: _builtins.int
     IN_REPLY_TO_FIELD_NUMBER: _builtins.int
+    DECLARATIONS_FIELD_NUMBER: _builtins.int
+    LEGAL_BASIS_FIELD_NUMBER: _builtins.int
     to: _builtins.str
     message_type: _builtins.str
     template_id: _builtins.str
@@ -41,6 +43,10 @@ class SendHeader(_message.Message):
     ttl_seconds: _builtins.int
     """0: the node's default"""
     in_reply_to: _builtins.bytes
+    declarations: _builtins.bytes
+    """JSON object: what the request declares to policy"""
+    legal_basis: _builtins.str
+    """empty: derived from the template and payload"""
     @_builtins.property
     def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttachmentMeta]: ...
     def __init__(
@@ -54,10 +60,12 @@ class SendHeader(_message.Message):
         attachments: _abc.Iterable[Global___AttachmentMeta] | None = ...,
         ttl_seconds: _builtins.int = ...,
         in_reply_to: _builtins.bytes = ...,
+        declarations: _builtins.bytes = ...,
+        legal_basis: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "in_reply_to", b"in_reply_to", "message_type", b"message_type", "payload", b"payload", "template_id", b"template_id", "template_version", b"template_version", "to", b"to", "ttl_seconds", b"ttl_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "declarations", b"declarations", "in_reply_to", b"in_reply_to", "legal_basis", b"legal_basis", "message_type", b"message_type", "payload", b"payload", "template_id", b"template_id", "template_version", b"template_version", "to", b"to", "ttl_seconds", b"ttl_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
