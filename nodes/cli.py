@@ -101,6 +101,18 @@ def _declarations(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def cmd_forward(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        result = client.forward(args.message_id, to=args.to,
+                                declarations=_declarations(args.declare or []),
+                                ttl_seconds=args.ttl)
+    m = result.message
+    _emit(args, _as_dict(result), lambda: (
+        f"forwarded {args.message_id} -> {m.peer} as {m.message_id} "
+        f"({len(result.attachments)} attachment(s))"))
+    return 0
+
+
 def cmd_inbox(args: argparse.Namespace) -> int:
     direction = "" if args.all else ("outgoing" if args.outgoing else "incoming")
     with _client(args) as client:
@@ -245,6 +257,15 @@ def _message_commands(sub: Any, common: argparse.ArgumentParser,
         "agreement_ref=... (repeatable; see `rogatory policy explain`)"))
     send.add_argument("--legal-basis", help="the legal basis (default: from the template)")
     send.set_defaults(func=cmd_send)
+
+    fwd = sub.add_parser("forward", parents=[common, node_opt],
+                         help="onward transfer of a stored message to another node")
+    fwd.add_argument("message_id")
+    fwd.add_argument("--to", required=True)
+    fwd.add_argument("--declare", action="append", metavar="KEY=VALUE",
+                     help="e.g. onward_authorisation_ref=... or prior_authorisation_ref=...")
+    fwd.add_argument("--ttl", type=int, default=0)
+    fwd.set_defaults(func=cmd_forward)
 
     inbox = sub.add_parser("inbox", parents=[common, node_opt], help="list received messages")
     inbox.add_argument("--outgoing", action="store_true", help="list sent messages instead")

@@ -93,6 +93,12 @@ class OperatorClient:
 
         return cast(op.SendResult, self._call(self._stub.Send, frames()))
 
+    def forward(self, message_id: str, *, to: str, declarations: dict[str, Any] | None = None,
+                ttl_seconds: int = 0) -> op.SendResult:
+        return cast(op.SendResult, self._call(self._stub.Forward, op.ForwardRequest(
+            message_id=message_id, to=to, declarations=json.dumps(declarations or {}).encode(),
+            ttl_seconds=ttl_seconds)))
+
     def list(self, direction: str = "", limit: int = 100) -> op.MessageList:
         return cast(op.MessageList, self._call(self._stub.ListMessages,
                                                op.ListRequest(direction=direction, limit=limit)))

@@ -139,6 +139,12 @@ class Mailbox:
             policy_decision_ids=decision.policy_ids, citations=citations(decision.decision)))
         return self._decrypt(m, a, key)
 
+    def stored_plaintext(self, m: StoredMessage, a: StoredAttachment) -> AsyncIterator[bytes]:
+        """An attachment's plaintext for an onward transfer (the transfer's own policy
+        decision and audit record stand in for a consultation)."""
+        rid = m.envelope_id.raw + a.index.to_bytes(4, "big")
+        return self._decrypt(m, a, self.ctx.at_rest.open("attachment-key", rid, a.wrapped_key))
+
     async def _decrypt(self, m: StoredMessage, a: StoredAttachment,
                        key: bytes) -> AsyncIterator[bytes]:
         opener = StreamOpener(key, envelope_id=m.envelope_id.raw, index=a.index, size=a.size,

@@ -51,6 +51,8 @@ class SendRequest:
     in_reply_to: MessageId | None = None
     legal_basis: str = ""
     declared: Mapping[str, Any] = field(default_factory=dict)
+    action: str = "send"                       # or "onward_transfer" of received data
+    carried_obligations: Sequence[str] = ()    # obligations the data arrived with
 
 
 @dataclass(frozen=True)
@@ -95,10 +97,11 @@ class Outgoing:
         payload = parse_payload(req.payload)
         template.validate(payload)
         try:
-            decision = decide(ctx, action="send", sender=ctx.node_id, recipient=recipient.node_id,
-                              template=template, message_type=req.message_type,
-                              payload=payload, legal_basis=req.legal_basis,
-                              declared=req.declared)
+            decision = decide(ctx, action=req.action, sender=ctx.node_id,
+                              recipient=recipient.node_id, template=template,
+                              message_type=req.message_type, payload=payload,
+                              legal_basis=req.legal_basis, declared=req.declared,
+                              obligations=req.carried_obligations)
         except PolicyRefused as refused:
             await ctx.store.audit(AuditEvent(
                 EventType.POLICY_DENIED, actor=actor, peer=recipient.node_id,

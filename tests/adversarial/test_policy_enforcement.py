@@ -77,3 +77,40 @@ async def test_obligations_travel_signed_and_are_stored_by_the_receiver(fed: Fed
         with pytest.raises(PolicyDenied) as err:
             await Mailbox(n["NL-24X7"].ctx).show(mid, actor="person:officer")
         assert err.value.code == "POLICY_NEEDS"
+
+
+async def test_onward_transfer_needs_the_originating_states_authorisation(
+        fed: Federation) -> None:
+    """Timeline: DE-BFJ sends a preservation request with evidence to NL-24X7; NL-24X7 tries
+    to pass it on to US-OIA. Without DE's prior authorisation (LED Art. 35(1)(c)) the
+    transfer is refused and nothing leaves; with it, the evidence arrives intact and the
+    onward transfer is audited against the original envelope."""
+    from broker.services.forwarding import Forwarding
+    evidence = b"log extract " * 5000
+    async with nodes(fed, "DE-BFJ", "NL-24X7", "US-OIA") as n:
+        original = await send(n["DE-BFJ"], "NL-24X7", "preservation", attachments=[evidence])
+        await wait_delivered(n["DE-BFJ"], original)
+        nl = n["NL-24X7"]
+        assert nl.ctx is not None and n["US-OIA"].ctx is not None
+        before = state_digest(fed.configs["NL-24X7"])
+        third_country = {"justification": "US investigation assistance",
+                         "agreement_ref": "EU-US Umbrella Agreement"}
+        with pytest.raises(PolicyDenied) as err:
+            await Forwarding(nl.ctx).forward(original, to="US-OIA", declared=third_country,
+                                             actor="person:officer-nl")
+        assert err.value.code == "POLICY_NEEDS" and "prior_authorisation_ref" in err.value.message
+        assert state_digest(fed.configs["NL-24X7"]) == before
+        sent = await Forwarding(nl.ctx).forward(
+            original, to="US-OIA", actor="person:officer-nl",
+            declared={**third_country, "prior_authorisation_ref": "BfJ authorisation 2026/88"})
+        assert nl._delivery is not None
+        nl._delivery.wake()
+        assert await wait_delivered(nl, sent.message.envelope_id) == "delivered"
+        got = b"".join([p async for p in await Mailbox(n["US-OIA"].ctx).read_attachment(
+            sent.message.envelope_id, 0, actor="person:us", justification="case 9")])
+        assert got == evidence
+    events = audit_events(fed.configs["NL-24X7"])
+    forwarded = [e for e in events if e["event_type"] == "envelope.forwarded"]
+    assert len(forwarded) == 1 and forwarded[0]["envelope_id"] == str(original)
+    assert forwarded[0]["recipients"] == ["US-OIA"]
+    assert [e["reason"] for e in events if e["event_type"] == "policy.denied"] == ["POLICY_NEEDS"]

@@ -14,8 +14,9 @@ from broker.errors import MalformedMessage, RogatoryError, Unauthenticated
 from broker.model import MessageId
 from broker.model.stored import StoredMessage
 from broker.services.context import NodeContext
+from broker.services.forwarding import Forwarding
 from broker.services.mailbox import Mailbox
-from broker.services.outgoing import AttachmentSpec, Outgoing, SendRequest
+from broker.services.outgoing import AttachmentSpec, Outgoing, SendRequest, SentMessage
 from broker.wire.gen.rogatory.v1 import operator_pb2 as op
 from broker.wire.gen.rogatory.v1 import operator_pb2_grpc
 
@@ -68,6 +69,14 @@ async def _fail(context: grpc.aio.ServicerContext[Any, Any], e: RogatoryError) -
     await context.abort(code, message)
 
 
+def _sent_result(sent: SentMessage) -> op.SendResult:
+    return op.SendResult(
+        message=summary(sent.message, len(sent.attachments)),
+        attachments=[op.AttachmentInfo(index=a.index, filename=name, media_type=a.media_type,
+                                       size=a.size, sha256=a.sha256.hex())
+                     for a, name in zip(sent.attachments, sent.filenames, strict=True)])
+
+
 def summary(m: StoredMessage, attachment_count: int) -> op.MessageSummary:
     return op.MessageSummary(
         message_id=str(m.envelope_id), direction="outgoing" if m.direction == "out" else
@@ -111,12 +120,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             await _fail(context, e)
             raise AssertionError("unreachable") from e
         self.on_sent()
-        return op.SendResult(
-            message=summary(sent.message, len(sent.attachments)),
-            attachments=[op.AttachmentInfo(index=a.index, filename=name,
-                                           media_type=a.media_type, size=a.size,
-                                           sha256=a.sha256.hex())
-                         for a, name in zip(sent.attachments, sent.filenames, strict=True)])
+        return _sent_result(sent)
 
     async def ListMessages(self, request: op.ListRequest,
                            context: grpc.aio.ServicerContext[Any, Any]) -> op.MessageList:
@@ -182,6 +186,20 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                 yield op.AttachmentData(data=piece)
         except RogatoryError as e:
             await _fail(context, e)
+
+    async def Forward(self, request: op.ForwardRequest,
+                      context: grpc.aio.ServicerContext[Any, Any]) -> op.SendResult:
+        try:
+            operator = _operator(SENDERS)
+            sent = await Forwarding(self.ctx).forward(
+                MessageId.parse(request.message_id), to=request.to,
+                declared=_declarations(request.declarations), actor=operator.actor,
+                ttl_ms=request.ttl_seconds * 1000)
+        except RogatoryError as e:
+            await _fail(context, e)
+            raise AssertionError("unreachable") from e
+        self.on_sent()
+        return _sent_result(sent)
 
     async def GetStatus(self, request: op.StatusRequest,
                         context: grpc.aio.ServicerContext[Any, Any]) -> op.NodeStatus:

@@ -442,6 +442,37 @@ class AttachmentData(_message.Message):
 Global___AttachmentData: _TypeAlias = AttachmentData  # noqa: Y015
 
 @_typing.final
+class ForwardRequest(_message.Message):
+    """An onward transfer of a stored message (and its evidence) to another node."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    TO_FIELD_NUMBER: _builtins.int
+    DECLARATIONS_FIELD_NUMBER: _builtins.int
+    TTL_SECONDS_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.str
+    to: _builtins.str
+    declarations: _builtins.bytes
+    """JSON object, as for a send"""
+    ttl_seconds: _builtins.int
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.str = ...,
+        to: _builtins.str = ...,
+        declarations: _builtins.bytes = ...,
+        ttl_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["declarations", b"declarations", "message_id", b"message_id", "to", b"to", "ttl_seconds", b"ttl_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForwardRequest: _TypeAlias = ForwardRequest  # noqa: Y015
+
+@_typing.final
 class StatusRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

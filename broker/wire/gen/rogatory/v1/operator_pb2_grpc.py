@@ -64,6 +64,11 @@ class OperatorStub:
                 request_serializer=rogatory_dot_v1_dot_operator__pb2.StatusRequest.SerializeToString,
                 response_deserializer=rogatory_dot_v1_dot_operator__pb2.NodeStatus.FromString,
                 _registered_method=True)
+        self.Forward = channel.unary_unary(
+                '/rogatory.v1.Operator/Forward',
+                request_serializer=rogatory_dot_v1_dot_operator__pb2.ForwardRequest.SerializeToString,
+                response_deserializer=rogatory_dot_v1_dot_operator__pb2.SendResult.FromString,
+                _registered_method=True)
 
 
 class OperatorServicer:
@@ -105,6 +110,12 @@ class OperatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Forward(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +148,11 @@ def add_OperatorServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=rogatory_dot_v1_dot_operator__pb2.StatusRequest.FromString,
                     response_serializer=rogatory_dot_v1_dot_operator__pb2.NodeStatus.SerializeToString,
+            ),
+            'Forward': grpc.unary_unary_rpc_method_handler(
+                    servicer.Forward,
+                    request_deserializer=rogatory_dot_v1_dot_operator__pb2.ForwardRequest.FromString,
+                    response_serializer=rogatory_dot_v1_dot_operator__pb2.SendResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -301,6 +317,33 @@ class Operator:
             '/rogatory.v1.Operator/GetStatus',
             rogatory_dot_v1_dot_operator__pb2.StatusRequest.SerializeToString,
             rogatory_dot_v1_dot_operator__pb2.NodeStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Forward(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.v1.Operator/Forward',
+            rogatory_dot_v1_dot_operator__pb2.ForwardRequest.SerializeToString,
+            rogatory_dot_v1_dot_operator__pb2.SendResult.FromString,
             options,
             channel_credentials,
             insecure,

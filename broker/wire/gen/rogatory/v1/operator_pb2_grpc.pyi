@@ -37,6 +37,7 @@ class OperatorStub:
     GetReceipt: _grpc.UnaryUnaryMultiCallable[_operator_pb2.MessageRef, _operator_pb2.ReceiptDetail]
     ReadAttachment: _grpc.UnaryStreamMultiCallable[_operator_pb2.AttachmentRef, _operator_pb2.AttachmentData]
     GetStatus: _grpc.UnaryUnaryMultiCallable[_operator_pb2.StatusRequest, _operator_pb2.NodeStatus]
+    Forward: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ForwardRequest, _operator_pb2.SendResult]
 
 @_typing.type_check_only
 class OperatorAsyncStub(OperatorStub):
@@ -47,6 +48,7 @@ class OperatorAsyncStub(OperatorStub):
     GetReceipt: _aio.UnaryUnaryMultiCallable[_operator_pb2.MessageRef, _operator_pb2.ReceiptDetail]  # type: ignore[assignment]
     ReadAttachment: _aio.UnaryStreamMultiCallable[_operator_pb2.AttachmentRef, _operator_pb2.AttachmentData]  # type: ignore[assignment]
     GetStatus: _aio.UnaryUnaryMultiCallable[_operator_pb2.StatusRequest, _operator_pb2.NodeStatus]  # type: ignore[assignment]
+    Forward: _aio.UnaryUnaryMultiCallable[_operator_pb2.ForwardRequest, _operator_pb2.SendResult]  # type: ignore[assignment]
 
 class OperatorServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -90,5 +92,12 @@ class OperatorServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.StatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.NodeStatus, _abc.Awaitable[_operator_pb2.NodeStatus]]: ...
+
+    @_abc_1.abstractmethod
+    def Forward(
+        self,
+        request: _operator_pb2.ForwardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.SendResult, _abc.Awaitable[_operator_pb2.SendResult]]: ...
 
 def add_OperatorServicer_to_server(servicer: OperatorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
