@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -69,6 +70,17 @@ def vm_hwm_bytes(pid: int) -> int | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def rss_kinds(pid: int) -> dict[str, int]:
+    """RssAnon / RssFile / RssShmem of a live process, in bytes (what the RSS is made of)."""
+    out = {}
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(("RssAnon:", "RssFile:", "RssShmem:")):
+                key, value = line.split(":", 1)
+                out[key] = int(value.split()[0]) * 1024
+    return out
 
 
 def _thread_names(pid: int) -> dict[int, str]:
@@ -132,7 +144,9 @@ class RssSampler:
     pids: dict[str, int]
     interval_s: float = 0.05
     peak: dict[str, int] = field(default_factory=dict)
+    at_peak: dict[str, dict[str, int]] = field(default_factory=dict)   # RssAnon/File/Shmem
     samples: int = 0
+    timeline: list[tuple[float, dict[str, int]]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -142,13 +156,18 @@ class RssSampler:
             with contextlib.suppress(psutil.Error):
                 procs[name] = psutil.Process(pid)
 
+        t0 = time.perf_counter()
+
         def loop() -> None:
             while not self._stop.is_set():
+                now: dict[str, int] = {}
                 for name, proc in procs.items():
                     with contextlib.suppress(psutil.Error):
-                        rss = proc.memory_info().rss
+                        now[name] = rss = proc.memory_info().rss
                         if rss > self.peak.get(name, 0):
                             self.peak[name] = rss
+                            self.at_peak[name] = rss_kinds(proc.pid)
+                self.timeline.append((round(time.perf_counter() - t0, 3), now))
                 self.samples += 1
                 self._stop.wait(self.interval_s)
 
@@ -162,9 +181,10 @@ class RssSampler:
             self._thread.join(timeout=5)
 
 
-def _busy_s(t: psutil._common.scputimes) -> float:  # type: ignore[name-defined]
+def _busy_s(t: Any) -> float:
+    """Busy CPU seconds of the machine (Linux counts guest time inside user time)."""
     return float(sum(getattr(t, name, 0.0) for name in
-                     ("user", "nice", "system", "irq", "softirq", "guest", "guest_nice")))
+                     ("user", "nice", "system", "irq", "softirq")))
 
 
 def _own_cpu_s() -> float:
@@ -176,7 +196,7 @@ def _own_cpu_s() -> float:
         with contextlib.suppress(psutil.Error):
             t = child.cpu_times()
             total += t.user + t.system
-    return total
+    return float(total)
 
 
 @dataclass

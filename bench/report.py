@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.backends.openssl.backend import backend as openssl_backend
+
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parent.parent
 
@@ -106,11 +108,7 @@ def environment() -> dict[str, Any]:
 
 
 def _openssl() -> str:
-    try:
-        from cryptography.hazmat.backends.openssl.backend import backend
-        return str(backend.openssl_version_text())
-    except Exception:  # noqa: BLE001 - informational only
-        return "unknown"
+    return str(openssl_backend.openssl_version_text())
 
 
 def _fmt(value: float | None, unit: str = "") -> str:
@@ -127,8 +125,9 @@ def _fmt(value: float | None, unit: str = "") -> str:
 
 def markdown(results: Results) -> str:
     env = results.environment
+    smoke = " (smoke: sizes and durations shrunk, figures not meaningful)" if results.smoke else ""
     lines = [
-        f"# Rogatory bench {results.started_utc}{' (smoke: sizes and durations shrunk)' if results.smoke else ''}",
+        f"# Rogatory bench {results.started_utc}{smoke}",
         "",
         f"python {env.get('python')}, grpcio {env.get('grpcio')}, cryptography "
         f"{env.get('cryptography')}, protobuf {env.get('protobuf')}, {env.get('openssl')}; "

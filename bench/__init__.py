@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): each scenario measures the system and its physical baseline."""
