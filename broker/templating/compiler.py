@@ -11,9 +11,11 @@ are installed.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 
 from broker.templating.conditions import to_schema
@@ -115,6 +117,17 @@ def make_format_checker() -> FormatChecker:
 
 
 FORMAT_CHECKER = make_format_checker()
+FORMATS: dict[str, Callable[[Any], bool]] = {
+    FORMAT_DATE: is_date, FORMAT_DATETIME: is_datetime_tz, FORMAT_DURATION: is_duration,
+    FORMAT_COUNTRY: _is_country, FORMAT_LANGUAGE: _is_language, FORMAT_SHA256: _is_sha256,
+}
+
+
+def make_fast_validator(schema: dict[str, Any]) -> Any:
+    """A compiled (Rust) validator that only answers valid or not, about 80x faster than
+    jsonschema; a payload it rejects is re-checked by jsonschema for the readable errors.
+    Both use the same schema and the same format functions; tests check they agree."""
+    return jsonschema_rs.validator_for(schema, validate_formats=True, formats=FORMATS)
 
 
 def _scalar_schema(ftype: FieldType, spec: FieldSpec) -> dict[str, Any]:
@@ -223,4 +236,34 @@ def make_validator(schema: dict[str, Any], *, check: bool = False) -> Draft20201
     """
     if check:
         Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+    return Draft202012Validator(inline_refs(schema), format_checker=FORMAT_CHECKER)
+
+
+_ANNOTATIONS = frozenset({"title", "description"})
+
+
+def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The same schema with every local ``$ref`` replaced by its ``$defs`` entry.
+
+    Field groups cannot nest cyclically (the loader refuses cycles), so the expansion is
+    finite. Resolving ``$ref`` through jsonschema's registry took about three quarters of
+    each validation (bench profile); the validator gets the expanded copy, while
+    ``Template.json_schema`` keeps the readable form with ``$defs``.
+    """
+    defs = schema.get("$defs", {})
+
+    def expand(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                target = expand(defs[ref[len("#/$defs/"):]])
+                siblings = {k: expand(v) for k, v in node.items() if k != "$ref"}
+                if set(siblings) <= _ANNOTATIONS:
+                    return {**target, **siblings}
+                return {"allOf": [target], **siblings}
+            return {k: expand(v) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [expand(v) for v in node]
+        return node
+
+    return {k: expand(v) for k, v in schema.items() if k != "$defs"}

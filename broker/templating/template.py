@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from broker.templating import payload as _payload
-from broker.templating.compiler import compile_schema, make_validator
+from broker.templating.compiler import compile_schema, make_fast_validator, make_validator
 from broker.templating.conditions import evaluate
 from broker.templating.model import (
     DEFAULT_LANGUAGE,
@@ -30,12 +30,13 @@ class Template:
     The JSON Schema is compiled and its validator built once, at construction.
     """
 
-    __slots__ = ("_definition", "_schema", "_validator")
+    __slots__ = ("_definition", "_fast", "_schema", "_validator")
 
     def __init__(self, definition: TemplateDefinition) -> None:
         self._definition = definition
         self._schema = compile_schema(definition)
         self._validator = make_validator(self._schema)
+        self._fast = make_fast_validator(self._schema)
 
     def __repr__(self) -> str:
         return f"Template({self.id!r}, {self.version!r})"
@@ -107,6 +108,8 @@ class Template:
             payload: the form's JSON object, keyed by field name (flat across sections).
             lang: language of the labels and messages in the errors.
         """
+        if self._fast.is_valid(payload):
+            return []
         return collect_errors(self._validator, self._definition, payload, lang)
 
     def validate(self, payload: Mapping[str, Any], lang: str = DEFAULT_LANGUAGE) -> None:
