@@ -53,4 +53,5 @@ class DeliveryPolicy:
     call_timeout_s: float = 60.0
     stream_timeout_s_per_mib: float = 2.0
     max_in_flight: int = 32
+    max_in_flight_per_peer: int = 8      # at most the peer's per-sender stream limit
     chunk_size: int = DEFAULT_CHUNK_SIZE

@@ -9,10 +9,11 @@ peer's definite refusal ends delivery; expiry dead-letters the message.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from broker.audit import AuditEvent, EventType
 from broker.crypto import TAG_SIZE, chunk_count
@@ -47,6 +48,7 @@ class Delivery:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._in_flight: dict[bytes, asyncio.Task[None]] = {}
+        self._per_peer: collections.Counter[str] = collections.Counter()
 
     def start(self) -> None:
         if self._task is None:
@@ -77,14 +79,18 @@ class Delivery:
                 due = await self.ctx.store.due_outbox(self.ctx.clock(), free,
                                                       exclude=list(self._in_flight))
                 for item in due:
+                    if self._per_peer[item.recipient] >= self.ctx.delivery.max_in_flight_per_peer:
+                        continue
+                    self._per_peer[item.recipient] += 1
                     task = asyncio.create_task(self._deliver_one(item))
                     self._in_flight[item.envelope_id.raw] = task
-                    task.add_done_callback(self._done(item.envelope_id.raw))
+                    task.add_done_callback(self._done(item.envelope_id.raw, item.recipient))
             await self._sleep_until_due()
 
-    def _done(self, key: bytes):  # type: ignore[no-untyped-def]
+    def _done(self, key: bytes, recipient: str) -> Callable[[asyncio.Task[None]], None]:
         def callback(task: asyncio.Task[None]) -> None:
             self._in_flight.pop(key, None)
+            self._per_peer[recipient] -= 1
             if not task.cancelled() and task.exception() is not None:
                 log.error("delivery.crashed", error=type(task.exception()).__name__)
             self._wake.set()

@@ -8,6 +8,7 @@ with its error code (never content) and re-raised for the transport to map.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
@@ -40,6 +41,13 @@ from broker.services.policy_gate import (
 )
 from broker.templating import Template
 from broker.wire import codec
+
+
+def _absorb(opener: StreamOpener, digest: Any, writer: BlobSink, counter: int,
+            ciphertext: bytes) -> None:
+    """Authenticate, hash and spool one chunk (in a worker thread: off the event loop)."""
+    digest.update(opener.open(counter, ciphertext))
+    writer.write(ciphertext)
 
 
 class _ConcurrentDuplicate(Exception):
@@ -196,10 +204,9 @@ class Incoming:
                                       code="STREAM_TRUNCATED") from None
                 if index != entry.index:
                     raise StreamError("chunk of another attachment", code="CHUNK_SEQ")
-                digest.update(opener.open(counter, ciphertext))
-                writer.write(ciphertext)
+                await asyncio.to_thread(_absorb, opener, digest, writer, counter, ciphertext)
             opener.finish()
-            writer.close()
+            await asyncio.to_thread(writer.close)
             if digest.digest() != entry.sha256:
                 raise StreamError("attachment does not match its signed digest",
                                   code="ATTACHMENT_DIGEST")

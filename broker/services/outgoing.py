@@ -8,6 +8,7 @@ and every retry, streams these bytes unchanged (no re-encryption, no nonce reuse
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -187,20 +188,29 @@ class Outgoing:
             remaining = spec.size
             async for att_index, data in _take(chunks, index, spec.size):
                 del att_index
-                buf += data
-                digest.update(data)
                 remaining -= len(data)
+                if not buf and len(data) == chunk_size and remaining > 0:
+                    await asyncio.to_thread(_absorb, sealer, digest, writer, data)
+                    continue
+                buf += data
                 while len(buf) >= chunk_size and (remaining > 0 or len(buf) > chunk_size):
-                    writer.write(sealer.seal(bytes(buf[:chunk_size])))
+                    piece = bytes(buf[:chunk_size])
                     del buf[:chunk_size]
-            writer.write(sealer.seal(bytes(buf)))
-            writer.close()
+                    await asyncio.to_thread(_absorb, sealer, digest, writer, piece)
+            await asyncio.to_thread(_absorb, sealer, digest, writer, bytes(buf))
+            await asyncio.to_thread(writer.close)
             out.append(OutgoingAttachment(
                 entry=AttachmentEntry(index=index, size=spec.size, sha256=digest.digest(),
                                       chunk_size=chunk_size,
                                       media_type=spec.media_type or "application/octet-stream"),
                 key=key, filename=spec.filename))
         return out
+
+
+def _absorb(sealer: StreamSealer, digest: Any, writer: BlobSink, plaintext: bytes) -> None:
+    """Hash, seal and spool one chunk (runs in a worker thread: off the event loop)."""
+    digest.update(plaintext)
+    writer.write(sealer.seal(plaintext))
 
 
 async def _take(chunks: AsyncIterator[tuple[int, bytes]], index: int,

@@ -26,6 +26,9 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 20_000),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.enable_retries", 0),
+    # No bandwidth-delay probing: it grows the flow-control window (and the receiver's
+    # buffered bytes) far beyond one chunk; a fixed window keeps memory bounded.
+    ("grpc.http2.bdp_probe", 0),
 ]
 
 

@@ -28,7 +28,7 @@ from broker.wire.gen.rogatory.v1 import envelope_pb2, exchange_pb2, exchange_pb2
 class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
     """Thin: identity from the certificate, frames to domain objects, errors to status."""
 
-    def __init__(self, incoming: Incoming, *, per_peer_streams: int = 8) -> None:
+    def __init__(self, incoming: Incoming, *, per_peer_streams: int = 16) -> None:
         self.incoming = incoming
         self._per_peer = per_peer_streams
         self._slots: defaultdict[str, asyncio.Semaphore] = defaultdict(
