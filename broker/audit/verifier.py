@@ -12,19 +12,20 @@ Pure: records and the trust list in, findings out.
 
 from __future__ import annotations
 
-import collections
 import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from broker.errors import RogatoryError
-from broker.model.audit_record import AuditRecord
+from broker.model.audit_record import AuditEssentials
 from broker.model.checkpoint import SignedTreeHead
 from broker.transparency import CompactRange, hash_leaf, verify_checkpoint
 from broker.trust import TrustList
 from broker.wire import codec
 
 DUPLICATE_WINDOW = 4096
+_EXCHANGE_EVENTS = frozenset({"envelope.sent", "envelope.delivered", "envelope.received",
+                              "delivery.refused", "delivery.expired"})
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,7 @@ class _NodeState:
     last_position: str = ""
     tree: CompactRange = field(default_factory=CompactRange)
     tree_intact: bool = True
-    recent: collections.OrderedDict[int, bytes] = field(
-        default_factory=collections.OrderedDict)
+    recent: dict[int, bytes] = field(default_factory=dict)   # window of record hashes
     latest_head: VerifiedHead | None = None
     heads: dict[int, bytes] = field(default_factory=dict)   # verified checkpoints only
     records: int = 0
@@ -91,7 +91,7 @@ class AuditVerifier:
         """Verify one record's exact bytes, read at `position` (keyed by `key` if known)."""
         self.records += 1
         try:
-            rec = codec.decode_audit(data)
+            rec = codec.decode_audit_essentials(data)
         except RogatoryError:
             self._find("MALFORMED_RECORD", key or "?", 0, position,
                        "record does not parse as an audit record")
@@ -121,13 +121,17 @@ class AuditVerifier:
         node.last_position = position
         node.tree.append(hash_leaf(data))
         node.records += 1
-        node.recent[rec.sequence] = record_hash
-        if len(node.recent) > DUPLICATE_WINDOW:
-            node.recent.popitem(last=False)
-        self._check_known_head(node, rec, position)
-        self._reconcile(rec, position)
+        recent = node.recent
+        recent[rec.sequence] = record_hash
+        if len(recent) >= 2 * DUPLICATE_WINDOW:  # prune in bulk: cheaper than per record
+            for seq in [s for s in recent if s <= rec.sequence - DUPLICATE_WINDOW]:
+                del recent[seq]
+        if rec.node_id in self.known_heads:
+            self._check_known_head(node, rec, position)
+        if rec.event_type in _EXCHANGE_EVENTS:
+            self._reconcile(rec, position)
 
-    def _earlier(self, node: _NodeState, rec: AuditRecord, record_hash: bytes,
+    def _earlier(self, node: _NodeState, rec: AuditEssentials, record_hash: bytes,
                  position: str) -> None:
         seen = node.recent.get(rec.sequence)
         if seen == record_hash:
@@ -140,7 +144,7 @@ class AuditVerifier:
             self._find("CONFLICTING_RECORD", rec.node_id, rec.sequence, position,
                        "a different record with an already seen sequence number")
 
-    def _checkpoint(self, node: _NodeState, rec: AuditRecord, position: str) -> None:
+    def _checkpoint(self, node: _NodeState, rec: AuditEssentials, position: str) -> None:
         try:
             sth = codec.decode_signed_tree_head(rec.checkpoint)
             head = verify_checkpoint(sth, trust=self.trust, at_ms=sth.head.time_ms)
@@ -166,7 +170,7 @@ class AuditVerifier:
         if claim is not None:
             self._compare_claim(rec.node_id, head.tree_size, head.root_hash, claim)
 
-    def _check_known_head(self, node: _NodeState, rec: AuditRecord, position: str) -> None:
+    def _check_known_head(self, node: _NodeState, rec: AuditEssentials, position: str) -> None:
         known = self.known_heads.get(rec.node_id)
         if known is not None and node.tree.size == known.tree_size and (
                 not node.tree_intact or node.tree.root() != known.root_hash):
@@ -176,12 +180,11 @@ class AuditVerifier:
 
     # -- cross-node reconciliation ----------------------------------------------------
 
-    def _reconcile(self, rec: AuditRecord, position: str) -> None:
+    def _reconcile(self, rec: AuditEssentials, position: str) -> None:
         et = rec.event_type
         if et == "envelope.delivered" and rec.peer_tree_head:
             self._claim(rec, position)
-        if et not in {"envelope.sent", "envelope.delivered", "envelope.received",
-                      "delivery.refused", "delivery.expired"} or not rec.envelope_id:
+        if not rec.envelope_id:
             return
         x = self._exchanges.setdefault(rec.envelope_id, _Exchange())
         if et == "envelope.received":
@@ -202,7 +205,7 @@ class AuditVerifier:
         if x.sent and x.delivered and x.received:
             del self._exchanges[rec.envelope_id]
 
-    def _claim(self, rec: AuditRecord, position: str) -> None:
+    def _claim(self, rec: AuditEssentials, position: str) -> None:
         try:
             sth: SignedTreeHead = codec.decode_signed_tree_head(rec.peer_tree_head)
             head = verify_checkpoint(sth, trust=self.trust, at_ms=sth.head.time_ms)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -28,4 +29,18 @@ class AuditRecord:
     checkpoint: bytes          # SignedTreeHead bytes on "audit.checkpoint" records
     justification: str
     recipients: tuple[str, ...]
+    peer_tree_head: bytes
+
+
+class AuditEssentials(NamedTuple):
+    """The fields the verifier needs, read in one cheap pass (millions of records)."""
+
+    node_id: str
+    sequence: int
+    prev_hash: bytes
+    event_type: str
+    envelope_id: bytes
+    peer: str
+    header_sha256: bytes
+    checkpoint: bytes
     peer_tree_head: bytes

@@ -27,7 +27,7 @@ from broker.model import (
     ReceiptStatus,
     SealedEnvelope,
 )
-from broker.model.audit_record import AuditRecord
+from broker.model.audit_record import AuditEssentials, AuditRecord
 from broker.model.checkpoint import SignedTreeHead, TreeHead
 from broker.wire.gen.rogatory.v1 import audit_pb2
 from broker.wire.gen.rogatory.v1 import envelope_pb2 as pb
@@ -272,6 +272,21 @@ def decode_audit(data: bytes) -> AuditRecord:
         checkpoint=_encode(m.checkpoint) if m.HasField("checkpoint") else b"",
         justification=m.justification, recipients=tuple(m.recipients),
         peer_tree_head=m.peer_tree_head)
+
+
+def decode_audit_essentials(data: bytes) -> AuditEssentials:
+    """What the auditor checks, from exact bytes; strict like every signed-log parse
+    (no unknown fields, canonical encoding) but without building the full record."""
+    try:
+        m = audit_pb2.AuditRecord.FromString(data)
+    except DecodeError as e:
+        raise MalformedMessage("audit record is not a valid protobuf message") from e
+    if len(UnknownFieldSet(m)) or m.SerializeToString(deterministic=True) != data:
+        raise MalformedMessage("audit record is not canonically encoded", code="NON_CANONICAL")
+    return AuditEssentials(m.node_id, m.sequence, m.prev_hash, m.event_type, m.envelope_id,
+                           m.peer, m.header_sha256,
+                           _encode(m.checkpoint) if m.HasField("checkpoint") else b"",
+                           m.peer_tree_head)
 
 
 def decode_audit_record(data: bytes) -> dict[str, object]:

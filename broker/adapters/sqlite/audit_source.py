@@ -15,7 +15,8 @@ def read_store(path: Path) -> Iterator[tuple[str, bytes, str | None]]:
     if not path.exists():
         raise ConfigError(f"no node store at {path}")
     uri = f"file:{path.resolve()}?mode=ro"
+    prefix = f"store:{path}#"
     with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
         cursor = db.execute("SELECT seq, record FROM audit ORDER BY seq")
         for seq, record in cursor:
-            yield f"store:{path}#{seq}", bytes(record), None
+            yield prefix + str(seq), record, None
