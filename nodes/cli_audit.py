@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.adapters.kafka import read_topic
-from broker.adapters.sqlite.audit_source import read_store
+from broker.adapters.sqlite.audit_source import read_stores
 from broker.audit.lifecycle import Lifecycle, duration, utc, visible
 from broker.audit.replay import Replay
 from broker.audit.report import Verification, render_report
@@ -57,9 +57,8 @@ def _save_state(path: Path, heads: dict[str, VerifiedHead]) -> None:
 
 
 async def _records(args: argparse.Namespace) -> AsyncIterator[tuple[str, bytes, str | None]]:
-    for store in args.store or []:
-        for item in read_store(Path(store)):
-            yield item
+    for item in read_stores([Path(s) for s in args.store or []]):
+        yield item
     if args.kafka:
         async for position, value, key in read_topic(args.kafka, args.topic):
             yield position, value, key
