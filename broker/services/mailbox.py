@@ -34,6 +34,7 @@ class MessageView:
     attachments: tuple[AttachmentView, ...]
     signer_key_id: str
     signature_fingerprint: str
+    body_sha256: str
     delivery: tuple[str, int, str] | None
 
 
@@ -72,7 +73,7 @@ class Mailbox:
             justification=justification, policy_decision_ids=decision.policy_ids,
             citations=citations(decision.decision)))
         return MessageView(m, payload, atts, header.sender_key_id, fingerprint(m.signature),
-                           delivery)
+                           header.body_sha256.hex(), delivery)
 
     async def _access(self, m: StoredMessage, payload: bytes, *, actor: str,
                       justification: str) -> Decided:

@@ -19,7 +19,6 @@ from broker.errors import (
 )
 from broker.model import SealedEnvelope
 from broker.ports import WireChunk
-from broker.services.context import log
 from broker.services.incoming import Incoming
 from broker.wire import codec
 from broker.wire.gen.rogatory.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
@@ -90,6 +89,3 @@ async def _chunks(frames: AsyncIterator[exchange_pb2.DeliverFrame]) -> AsyncIter
         c = frame.chunk
         yield c.attachment_index, c.sequence, c.ciphertext
 
-
-def log_unexpected(e: BaseException) -> None:
-    log.error("exchange.internal_error", error=type(e).__name__)

@@ -152,7 +152,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             attachments=[op.AttachmentInfo(index=a.index, filename=a.filename,
                                            media_type=a.media_type, size=a.size,
                                            sha256=a.sha256) for a in view.attachments],
-            header_sha256=m.header_sha256.hex(), body_sha256="",
+            header_sha256=m.header_sha256.hex(), body_sha256=view.body_sha256,
             signer_key_id=view.signer_key_id, signature_fingerprint=view.signature_fingerprint,
             delivery_attempts=attempts, last_error=error)
 
