@@ -284,3 +284,29 @@ async def test_broker_killed_in_a_3_broker_cluster_loses_nothing_acknowledged(
     for nid, published in acknowledged.items():
         assert published > 0
         assert v.nodes[nid].next_seq - 1 >= published
+
+
+async def test_node_refuses_new_exchanges_when_the_audit_backlog_is_full(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Timeline: the audit log's Kafka is unreachable from the start; the node keeps
+    serving while its journal holds the records; past `backlog_limit` unpublished
+    records it refuses new exchanges (fail closed) with AUDIT_BACKLOG, stores nothing
+    more, and says why. (No broker is needed: the bootstrap address answers nothing.)"""
+    import socket
+
+    from broker.errors import TransportError
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    fed = with_audit(make_federation(tmp_path / "fed"), kafka_bootstrap=dead,
+                     backlog_limit=12, checkpoint_every=1000)
+    async with nodes(fed, "DE-BFJ", "NL-24X7") as n:
+        de = n["DE-BFJ"]
+        sent = 0
+        with pytest.raises(TransportError) as err:
+            for _ in range(20):
+                await wait_delivered(de, await send(de, "NL-24X7"))
+                sent += 1
+        assert err.value.code == "AUDIT_BACKLOG"
+        assert 1 <= sent < 20
+        assert de._publisher is not None and de._publisher.backlog > 12
+        assert not de._publisher.healthy
