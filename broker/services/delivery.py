@@ -107,6 +107,22 @@ class Delivery:
             await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.005))
 
     async def _deliver_one(self, item: OutboxItem) -> None:
+        """One attempt; an unexpected failure is retried later, never in a hot loop."""
+        try:
+            await self._attempt(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.error("delivery.internal_error", envelope_id=str(item.envelope_id),
+                      error=type(e).__name__)
+            delay = self.ctx.delivery.max_backoff_ms
+            await self.ctx.store.mark_retry(
+                item.envelope_id, self.ctx.clock() + delay, "INTERNAL",
+                AuditEvent(EventType.DELIVERY_RETRY, actor=self.ctx.actor,
+                           envelope_id=item.envelope_id, peer=item.recipient,
+                           reason="INTERNAL"))
+
+    async def _attempt(self, item: OutboxItem) -> None:
         ctx = self.ctx
         now = ctx.clock()
         msg = await ctx.store.get_message(item.envelope_id)

@@ -152,3 +152,22 @@ async def test_undeliverable_message_is_dead_lettered_at_expiry(fed: Federation)
         assert stored.status == "expired"
     events = [e["event_type"] for e in audit_events(fed.configs["DE-BFJ"])]
     assert "delivery.expired" in events and "envelope.delivered" not in events
+
+
+async def test_unexpected_failure_in_delivery_is_retried_later_not_in_a_hot_loop(
+        fed: Federation) -> None:
+    """A bug in the transport (any exception) must neither stop the sender loop nor spin
+    it: the attempt is recorded and pushed back by the maximum backoff."""
+    async with nodes(fed, "DE-BFJ") as n:
+        de = n["DE-BFJ"]
+        assert de._delivery is not None and de.ctx is not None
+
+        async def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("simulated bug")
+
+        de._delivery.transport.deliver = broken  # type: ignore[method-assign]
+        mid = await send(de, "NL-24X7")
+        await asyncio.sleep(1.0)
+        state = await de.ctx.store.outbox_state(mid)
+        assert state is not None and state[0] == "pending"
+        assert state[1] == 1 and state[2] == "INTERNAL"
