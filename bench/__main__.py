@@ -12,19 +12,19 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import audit, crypto, decisions, large, report, small
+from bench import audit, crypto, decisions, large, report, scale, small
 from bench.cluster import write_profile_reports
 from bench.options import Options, parse_size
 from bench.procs import Interference
 from bench.report import Results, echo
 
-SCENARIOS = ("small", "large", "crypto", "audit", "decisions")
+SCENARIOS = ("small", "large", "crypto", "audit", "decisions", "scale")
 FOREIGN_WARN = 0.05
 
 
 RUNNERS: dict[str, Callable[[Options, Results], None]] = {
     "small": small.run, "large": large.run, "crypto": crypto.run, "audit": audit.run,
-    "decisions": decisions.run}
+    "decisions": decisions.run, "scale": scale.run}
 
 
 def build_parser() -> argparse.ArgumentParser:
