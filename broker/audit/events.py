@@ -53,3 +53,4 @@ class AuditEvent:
     justification: str = ""                         # LED Art. 25, a code or reference
     recipients: tuple[str, ...] = ()
     peer_tree_head: bytes = b""                     # the receiver's tree head from a receipt
+    policy_set_hash: bytes = b""                    # the policy set that decided

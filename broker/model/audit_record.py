@@ -30,6 +30,7 @@ class AuditRecord:
     justification: str
     recipients: tuple[str, ...]
     peer_tree_head: bytes
+    policy_set_hash: bytes
 
 
 class AuditEssentials(NamedTuple):

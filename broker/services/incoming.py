@@ -34,7 +34,7 @@ from broker.services.context import NodeContext, log
 from broker.services.policy_gate import (
     Decided,
     PolicyRefused,
-    citations,
+    audited,
     decide,
     obligation_refs,
     obligations_json,
@@ -165,8 +165,7 @@ class Incoming:
             earlier = await ctx.store.record_incoming(
                 msg, codec.encode_receipt(receipt), "accepted",
                 dataclasses.replace(self._event(EventType.ENVELOPE_RECEIVED, v),
-                                    policy_decision_ids=decision.policy_ids,
-                                    citations=citations(decision.decision)),
+                                    **audited(decision.decision)),
                 self._event(EventType.ENVELOPE_DUPLICATE, v))
             if earlier is not None:
                 raise _ConcurrentDuplicate(earlier)
@@ -227,8 +226,7 @@ class Incoming:
         if verified is not None:
             event = self._event(EventType.ENVELOPE_REJECTED, verified, reason=error.code)
             if isinstance(error, PolicyRefused):
-                event = dataclasses.replace(event, policy_decision_ids=error.decision.policy_ids,
-                                            citations=citations(error.decision))
+                event = dataclasses.replace(event, **audited(error.decision))
         else:
             # Unauthenticated: record only what we can vouch for (hash, transport identity).
             event = AuditEvent(EventType.ENVELOPE_REJECTED, actor=self.ctx.actor,

@@ -14,7 +14,7 @@ from broker.model import MessageId, ReceiptBody
 from broker.model.stored import StoredAttachment, StoredMessage
 from broker.receipts import verify_receipt
 from broker.services.context import NodeContext
-from broker.services.policy_gate import Decided, PolicyRefused, citations, decide
+from broker.services.policy_gate import Decided, PolicyRefused, audited, decide
 from broker.wire import codec
 
 
@@ -70,8 +70,7 @@ class Mailbox:
             EventType.MESSAGE_CONSULTED, actor=actor, envelope_id=message_id, peer=m.peer,
             message_type=m.message_type, template_id=m.template_id,
             template_version=m.template_version, header_sha256=m.header_sha256,
-            justification=justification, policy_decision_ids=decision.policy_ids,
-            citations=citations(decision.decision)))
+            justification=justification, **audited(decision.decision)))
         return MessageView(m, payload, atts, header.sender_key_id, fingerprint(m.signature),
                            header.body_sha256.hex(), delivery)
 
@@ -92,8 +91,7 @@ class Mailbox:
                 EventType.POLICY_DENIED, actor=actor, envelope_id=m.envelope_id, peer=m.peer,
                 message_type=m.message_type, template_id=m.template_id,
                 template_version=m.template_version, reason=refused.code,
-                policy_decision_ids=refused.decision.policy_ids,
-                citations=citations(refused.decision)))
+                **audited(refused.decision)))
             raise
 
     def _attachment_view(self, m: StoredMessage, a: StoredAttachment) -> AttachmentView:
@@ -137,7 +135,7 @@ class Mailbox:
             EventType.ATTACHMENT_CONSULTED, actor=actor, envelope_id=message_id, peer=m.peer,
             message_type=m.message_type, header_sha256=m.header_sha256,
             attachment_sha256=(a.sha256,), justification=justification,
-            policy_decision_ids=decision.policy_ids, citations=citations(decision.decision)))
+            **audited(decision.decision)))
         return self._decrypt(m, a, key)
 
     def stored_plaintext(self, m: StoredMessage, a: StoredAttachment) -> AsyncIterator[bytes]:

@@ -25,7 +25,7 @@ from broker.ports import BlobSink
 from broker.services.context import NodeContext, log
 from broker.services.policy_gate import (
     PolicyRefused,
-    citations,
+    audited,
     decide,
     obligation_refs,
     obligations_json,
@@ -108,8 +108,7 @@ class Outgoing:
                 EventType.POLICY_DENIED, actor=actor, peer=recipient.node_id,
                 message_type=req.message_type, template_id=template.id,
                 template_version=template.version, reason=refused.code,
-                policy_decision_ids=refused.decision.policy_ids,
-                citations=citations(refused.decision)))
+                **audited(refused.decision)))
             raise
         obligations = obligation_refs(decision.decision)
         ttl = req.ttl_ms or ctx.limits.default_ttl_ms
@@ -149,8 +148,7 @@ class Outgoing:
                 template_version=template.version, header_sha256=msg.header_sha256,
                 body_sha256=header.body_sha256, recipients=(recipient.node_id,),
                 attachment_sha256=tuple(a.entry.sha256 for a in prepared),
-                policy_decision_ids=decision.policy_ids,
-                citations=citations(decision.decision)))
+                **audited(decision.decision)))
         except BaseException:
             for w in writers:
                 w.discard()

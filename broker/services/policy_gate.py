@@ -45,6 +45,12 @@ class Decided:
         return self.decision.policy_ids
 
 
+def audited(decision: Decision) -> dict[str, Any]:
+    """The audit-record fields of a decision: policy ids, citations, policy-set hash."""
+    return {"policy_decision_ids": decision.policy_ids, "citations": citations(decision),
+            "policy_set_hash": bytes.fromhex(decision.policy_set_hash)}
+
+
 def citations(decision: Decision) -> tuple[str, ...]:
     """Short citations for the audit record: policy id and legal source."""
     return tuple(f"{c.policy_id}: {c.source}" for c in decision.citations)

@@ -254,6 +254,7 @@ def encode_audit_record(
         justification=event.justification,
         recipients=list(event.recipients),
         peer_tree_head=event.peer_tree_head,
+        policy_set_hash=event.policy_set_hash,
     ))
 
 
@@ -271,7 +272,7 @@ def decode_audit(data: bytes) -> AuditRecord:
         case_id=m.case_id,
         checkpoint=_encode(m.checkpoint) if m.HasField("checkpoint") else b"",
         justification=m.justification, recipients=tuple(m.recipients),
-        peer_tree_head=m.peer_tree_head)
+        peer_tree_head=m.peer_tree_head, policy_set_hash=m.policy_set_hash)
 
 
 def decode_audit_essentials(data: bytes) -> AuditEssentials:
@@ -303,6 +304,7 @@ def decode_audit_record(data: bytes) -> dict[str, object]:
         "policy_decision_ids": list(r.policy_decision_ids), "citations": list(r.citations),
         "case_id": r.case_id, "justification": r.justification,
         "recipients": list(r.recipients), "checkpoint": r.checkpoint.hex(),
+        "policy_set_hash": r.policy_set_hash.hex(),
     }
 
 

@@ -77,6 +77,12 @@ async def test_obligations_travel_signed_and_are_stored_by_the_receiver(fed: Fed
         with pytest.raises(PolicyDenied) as err:
             await Mailbox(n["NL-24X7"].ctx).show(mid, actor="person:officer")
         assert err.value.code == "POLICY_NEEDS"
+    sent = [e for e in audit_events(fed.configs["DE-BFJ"]) if e["event_type"] == "envelope.sent"]
+    assert sent[0]["policy_set_hash"] == header.policy_set_hash.hex()
+    assert sent[0]["policy_decision_ids"] and sent[0]["citations"]
+    got = [e for e in audit_events(fed.configs["NL-24X7"]) if e["event_type"] in
+           ("envelope.received", "policy.denied")]
+    assert all(e["policy_set_hash"] == header.policy_set_hash.hex() for e in got)
 
 
 async def test_onward_transfer_needs_the_originating_states_authorisation(

@@ -44,6 +44,7 @@ class AuditRecord(_message.Message):
     JUSTIFICATION_FIELD_NUMBER: _builtins.int
     RECIPIENTS_FIELD_NUMBER: _builtins.int
     PEER_TREE_HEAD_FIELD_NUMBER: _builtins.int
+    POLICY_SET_HASH_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     sequence: _builtins.int
     """per node, from 1, no gaps"""
@@ -68,6 +69,8 @@ class AuditRecord(_message.Message):
     """LED Art. 25: why a consultation or disclosure"""
     peer_tree_head: _builtins.bytes
     """on "envelope.delivered": the receipt's SignedTreeHead"""
+    policy_set_hash: _builtins.bytes
+    """SHA-256 of the policy set that took the decision"""
     @_builtins.property
     def policy_decision_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -107,10 +110,11 @@ class AuditRecord(_message.Message):
         justification: _builtins.str = ...,
         recipients: _abc.Iterable[_builtins.str] | None = ...,
         peer_tree_head: _builtins.bytes = ...,
+        policy_set_hash: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "attachment_sha256", b"attachment_sha256", "body_sha256", b"body_sha256", "case_id", b"case_id", "checkpoint", b"checkpoint", "citations", b"citations", "envelope_id", b"envelope_id", "event_type", b"event_type", "header_sha256", b"header_sha256", "justification", b"justification", "message_type", b"message_type", "node_id", b"node_id", "peer", b"peer", "peer_tree_head", b"peer_tree_head", "policy_decision_ids", b"policy_decision_ids", "prev_hash", b"prev_hash", "reason", b"reason", "recipients", b"recipients", "sequence", b"sequence", "template_id", b"template_id", "template_version", b"template_version", "time_ms", b"time_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "attachment_sha256", b"attachment_sha256", "body_sha256", b"body_sha256", "case_id", b"case_id", "checkpoint", b"checkpoint", "citations", b"citations", "envelope_id", b"envelope_id", "event_type", b"event_type", "header_sha256", b"header_sha256", "justification", b"justification", "message_type", b"message_type", "node_id", b"node_id", "peer", b"peer", "peer_tree_head", b"peer_tree_head", "policy_decision_ids", b"policy_decision_ids", "policy_set_hash", b"policy_set_hash", "prev_hash", b"prev_hash", "reason", b"reason", "recipients", b"recipients", "sequence", b"sequence", "template_id", b"template_id", "template_version", b"template_version", "time_ms", b"time_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
