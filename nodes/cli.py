@@ -150,6 +150,10 @@ def cmd_show(args: argparse.Namespace) -> int:
                  f"status    {m.status}", f"created   {_when(m.created_at_ms)}",
                  f"expires   {_when(m.expires_at_ms)}", f"header    sha256={d.header_sha256}",
                  f"signed by {d.signer_key_id} (signature {d.signature_fingerprint[:16]})"]
+        if d.legal_basis:
+            obligations = ", ".join(o["id"] for o in json.loads(d.obligations or "[]"))
+            lines.append(f"policy    legal basis {d.legal_basis}; obligations: "
+                         f"{obligations or 'none'}")
         if d.last_error:
             lines.append(f"delivery  {d.delivery_attempts} attempts, last error {d.last_error}")
         lines += [f"attachment {a.index}: {a.filename} {a.media_type} {a.size} bytes "

@@ -147,6 +147,8 @@ def _exchange(nodes: dict[str, NodeConfig], work: Path, attachment_mib: int) -> 
             inbox = {m.message_id for m in peer.list(direction="incoming").messages}
             step["in_recipient_inbox"] = step["message_id"] in inbox
             detail = peer.show(step["message_id"])
+            step["legal_basis"] = detail.legal_basis
+            step["obligations"] = [o["id"] for o in json.loads(detail.obligations or "[]")]
             for a, info in zip(step["attachments"], detail.attachments, strict=True):
                 digest = hashlib.sha256()
                 for piece in peer.read_attachment(step["message_id"], info.index):
@@ -169,6 +171,8 @@ def _print_summary(result: dict[str, Any]) -> None:
         print(f"   receipt  {'verified' if r['verified'] else 'NOT VERIFIED'}, signed by "
               f"{r['receiver']} ({r['receiver_key_id']}), {r['status']}")
         print(f"   inbox    {'present' if s['in_recipient_inbox'] else 'MISSING'} at {s['to']}")
+        print(f"   policy   legal basis {s['legal_basis']}; obligations at {s['to']}: "
+              f"{', '.join(s['obligations']) or 'none'}")
         for a in s["attachments"]:
             print(f"   evidence {a['filename']} {a['size'] / (1 << 20):.0f} MiB "
                   f"sha256 {a['sha256_sender'][:16]}... "

@@ -63,6 +63,8 @@ def test_send_inbox_show_receipt_attachment_through_the_cli(cli_fed: Path) -> No
                                     WHY, "--json").stdout)
         assert shown["payload"] == json.loads(payload.read_bytes())
         assert shown["message"]["peer"] == "DE-BFJ"
+        assert shown["legal_basis"] == "mla_generic"
+        assert "no_onward_transfer" in {o["id"] for o in json.loads(shown["obligations"])}
         out = cli_fed / "received.bin"
         got = json.loads(rogatory("attachment", mid, "0", "--out", str(out), "--config",
                                   str(us_cfg), "--justification", WHY, "--json").stdout)

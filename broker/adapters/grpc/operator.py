@@ -154,7 +154,8 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                                            sha256=a.sha256) for a in view.attachments],
             header_sha256=m.header_sha256.hex(), body_sha256=view.body_sha256,
             signer_key_id=view.signer_key_id, signature_fingerprint=view.signature_fingerprint,
-            delivery_attempts=attempts, last_error=error)
+            delivery_attempts=attempts, last_error=error, legal_basis=m.legal_basis,
+            obligations=m.obligations)
 
     async def GetReceipt(self, request: op.MessageRef,
                          context: grpc.aio.ServicerContext[Any, Any]) -> op.ReceiptDetail:

@@ -326,6 +326,8 @@ class MessageDetail(_message.Message):
     SIGNATURE_FINGERPRINT_FIELD_NUMBER: _builtins.int
     DELIVERY_ATTEMPTS_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
+    LEGAL_BASIS_FIELD_NUMBER: _builtins.int
+    OBLIGATIONS_FIELD_NUMBER: _builtins.int
     payload: _builtins.bytes
     header_sha256: _builtins.str
     body_sha256: _builtins.str
@@ -334,6 +336,10 @@ class MessageDetail(_message.Message):
     """hex SHA-256 of the signature bytes"""
     delivery_attempts: _builtins.int
     last_error: _builtins.str
+    legal_basis: _builtins.str
+    """from the policy decision"""
+    obligations: _builtins.str
+    """JSON list of {id, params}: what the data carries"""
     @_builtins.property
     def message(self) -> Global___MessageSummary: ...
     @_builtins.property
@@ -350,10 +356,12 @@ class MessageDetail(_message.Message):
         signature_fingerprint: _builtins.str = ...,
         delivery_attempts: _builtins.int = ...,
         last_error: _builtins.str = ...,
+        legal_basis: _builtins.str = ...,
+        obligations: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "body_sha256", b"body_sha256", "delivery_attempts", b"delivery_attempts", "header_sha256", b"header_sha256", "last_error", b"last_error", "message", b"message", "payload", b"payload", "signature_fingerprint", b"signature_fingerprint", "signer_key_id", b"signer_key_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "body_sha256", b"body_sha256", "delivery_attempts", b"delivery_attempts", "header_sha256", b"header_sha256", "last_error", b"last_error", "legal_basis", b"legal_basis", "message", b"message", "obligations", b"obligations", "payload", b"payload", "signature_fingerprint", b"signature_fingerprint", "signer_key_id", b"signer_key_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
