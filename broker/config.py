@@ -13,7 +13,12 @@ DAY_MS = 24 * HOUR_MS
 
 @dataclass(frozen=True)
 class EnvelopeLimits:
-    """What a node accepts in one envelope. The replay window covers the longest TTL."""
+    """What a node accepts in one envelope.
+
+    An envelope is refused once expired and its lifetime is at most `max_ttl_ms`, so any
+    acceptable envelope is younger than `max_ttl_ms + clock_skew_ms`; the inbox keeps
+    every envelope id far longer than that, so no replay can outlive its dedup entry.
+    """
 
     max_envelope_bytes: int = 1 << 20          # header + signature + sealed body
     max_payload_bytes: int = 512 << 10
@@ -24,10 +29,6 @@ class EnvelopeLimits:
     max_ttl_ms: int = 7 * DAY_MS
     default_ttl_ms: int = 2 * DAY_MS
 
-    @property
-    def replay_window_ms(self) -> int:
-        """Dedup entries are kept this long; anything older is refused as stale."""
-        return self.max_ttl_ms + self.clock_skew_ms
 
 
 @dataclass(frozen=True)

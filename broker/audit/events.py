@@ -28,9 +28,10 @@ class EventType(enum.StrEnum):
     MESSAGE_CONSULTED = "message.consulted"        # an operator read a message
     ATTACHMENT_CONSULTED = "attachment.consulted"  # an operator read an attachment
     POLICY_DENIED = "policy.denied"                # a send or access refused by policy
+    SEND_REFUSED = "envelope.send_refused"         # an operator's send refused (any other reason)
     ONWARD_TRANSFER = "envelope.forwarded"         # stored data passed on to another node
     AUDIT_CHECKPOINT = "audit.checkpoint"          # a signed tree head over the log so far
-    AUDIT_BACKLOG = "audit.backlog_full"           # publishing fell behind: exchanges refused
+
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ from typing import Any
 from broker.audit import AuditEvent, EventType
 from broker.crypto import StreamSealer, new_stream_key
 from broker.envelope import OutgoingAttachment, build_envelope
-from broker.errors import MessageTooLarge, StreamError, TemplateError
+from broker.errors import MessageTooLarge, RogatoryError, StreamError, TemplateError
 from broker.model import AttachmentEntry, MessageId
+from broker.model.ids import is_node_id
 from broker.model.stored import StoredAttachment, StoredMessage
 from broker.ports import BlobSink
 from broker.services.context import NodeContext, log
@@ -79,7 +80,26 @@ class Outgoing:
 
     async def send(self, req: SendRequest, chunks: AsyncIterator[tuple[int, bytes]],
                    *, actor: str) -> SentMessage:
-        """Validate, seal, and commit to the outbox. Raises before storing anything."""
+        """Validate, seal, and commit to the outbox. Raises before storing anything; every
+        refusal is audited with its code (policy refusals with their decision)."""
+        try:
+            return await self._send(req, chunks, actor=actor)
+        except PolicyRefused:
+            raise  # audited with the decision where it was taken
+        except RogatoryError as e:
+            # Only values the node recognises reach the record: operator input may be
+            # anything (free text is never logged or audited).
+            templates = self.ctx.templates.templates()
+            types = {mt for t in templates for mt in t.message_types}
+            await self.ctx.store.audit(AuditEvent(
+                EventType.SEND_REFUSED, actor=actor, peer=req.to if is_node_id(req.to) else "",
+                message_type=req.message_type if req.message_type in types else "",
+                template_id=req.template_id if req.template_id in {t.id for t in templates}
+                else "", reason=e.code))
+            raise
+
+    async def _send(self, req: SendRequest, chunks: AsyncIterator[tuple[int, bytes]],
+                    *, actor: str) -> SentMessage:
         ctx = self.ctx
         ctx.gate()
         now = ctx.clock()

@@ -126,6 +126,10 @@ async def test_invalid_payload_is_refused_before_anything_is_stored(fed: Federat
         with pytest.raises(UnknownSender):
             await send(n["DE-BFJ"], "FR-NOPE", "preservation")
         assert state_digest(fed.configs["DE-BFJ"]) == before
+    refused = [(e["reason"], e["peer"], e["actor"]) for e in audit_events(fed.configs["DE-BFJ"])
+               if e["event_type"] == "envelope.send_refused"]
+    assert refused == [("TEMPLATE_INVALID", "NL-24X7", "person:test"),
+                       ("UNKNOWN_SENDER", "FR-NOPE", "person:test")]
 
 
 async def _stored_envelope(node: AgencyNode, mid: MessageId) -> SealedEnvelope:

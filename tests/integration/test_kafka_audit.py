@@ -313,6 +313,10 @@ async def test_node_refuses_new_exchanges_when_the_audit_backlog_is_full(tmp_pat
                 break
             sent += 1
         assert refusal is not None and refusal.code == "AUDIT_BACKLOG"
+        assert de._store is not None
+        last = codec.decode_audit((await de._store.audit_entries(
+            de._store.audit_sequence - 1, 1))[0][1])
+        assert (last.event_type, last.reason) == ("envelope.send_refused", "AUDIT_BACKLOG")
         assert 1 <= sent < 20
         assert de._publisher is not None and de._publisher.backlog > 12
         assert not de._publisher.healthy
