@@ -55,11 +55,24 @@ async def audit_topic(
         try:
             yield admin
         finally:
-            await admin.delete_topics([TOPIC])
-            for _ in range(100):  # deletion is asynchronous: wait (bounded) until it is gone
-                if TOPIC not in await admin.list_topics():
-                    break
-                await asyncio.sleep(0.2)
+            await _delete_topic(bootstrap)
+
+
+async def _delete_topic(bootstrap: str) -> None:
+    """Delete with a fresh admin client: the test's own client may still point at a broker
+    it killed. Retried (bounded) while the cluster settles; deletion is asynchronous."""
+    for attempt in range(5):
+        try:
+            async with admin_client(bootstrap) as admin:
+                await admin.delete_topics([TOPIC])
+                for _ in range(100):
+                    if TOPIC not in await admin.list_topics():
+                        return
+                    await asyncio.sleep(0.2)
+        except (KafkaError, TimeoutError):
+            if attempt == 4:
+                raise
+            await asyncio.sleep(2)
 
 
 async def wait_until_served(
