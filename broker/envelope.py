@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 from broker.config import EnvelopeLimits
 from broker.crypto import SUITE_V1, KemPrivateKey, chunk_count, open_sealed, seal_for, sha256
@@ -31,6 +31,7 @@ from broker.model import (
     AttachmentKey,
     Body,
     EnvelopeHeader,
+    EvidenceCustody,
     MessageId,
     ObligationRef,
     SealedEnvelope,
@@ -61,7 +62,21 @@ class OutgoingAttachment:
     filename: str
 
 
-def build_envelope(
+class BuiltEnvelope(NamedTuple):
+    """A signed, sealed envelope, its header, and the plaintext Body bytes it seals."""
+
+    sealed: SealedEnvelope
+    header: EnvelopeHeader
+    body: bytes
+
+
+def build_envelope(**kwargs: Any) -> tuple[SealedEnvelope, EnvelopeHeader]:
+    """Sign and seal one envelope (see :func:`compose_envelope`); (envelope, header)."""
+    built = compose_envelope(**kwargs)
+    return built.sealed, built.header
+
+
+def compose_envelope(
     *,
     signer: Signer,
     trust: TrustList,
@@ -79,8 +94,17 @@ def build_envelope(
     legal_basis: str = "",
     obligations: Sequence[ObligationRef] = (),
     policy_set_hash: bytes = b"",
-) -> tuple[SealedEnvelope, EnvelopeHeader]:
-    """Sign and seal one envelope to `recipient` as listed in `trust`."""
+    case_reference: str = "",
+    related_requests: Sequence[MessageId] = (),
+    custody: Sequence[EvidenceCustody] = (),
+) -> BuiltEnvelope:
+    """Sign and seal one envelope to `recipient` as listed in `trust`.
+
+    The case reference, related requests and chain of custody travel in the sealed body
+    (bound to the signed header through its digest), never in the header.
+    """
+    indices = {a.entry.index for a in attachments}
+    _check_custody(custody, indices)
     target = trust.node(recipient)
     kem = target.kem_key(now_ms)
     eid = envelope_id or MessageId.new()
@@ -88,6 +112,8 @@ def build_envelope(
         sender=sender, recipient=recipient, envelope_id=eid, payload=payload,
         attachment_keys=tuple(AttachmentKey(index=a.entry.index, key=a.key, filename=a.filename)
                               for a in attachments),
+        case_reference=case_reference, related_requests=tuple(related_requests),
+        custody=tuple(sorted(custody, key=lambda c: c.index)),
     ))
     header = EnvelopeHeader(
         version=ENVELOPE_VERSION, suite=SUITE_V1, envelope_id=eid, sender=sender,
@@ -103,7 +129,17 @@ def build_envelope(
     header_bytes = codec.encode_header(header)
     signature = signer.sign(sig.to_be_signed(sig.ENVELOPE_HEADER, header_bytes))
     sealed = seal_for(kem, body, header_bytes)
-    return SealedEnvelope(header=header_bytes, signature=signature, sealed_body=sealed), header
+    return BuiltEnvelope(
+        SealedEnvelope(header=header_bytes, signature=signature, sealed_body=sealed),
+        header, body)
+
+
+def _check_custody(custody: Sequence[EvidenceCustody], indices: set[int]) -> None:
+    """One custody record at most per attachment, and only for attachments listed."""
+    seen = [c.index for c in custody]
+    if len(set(seen)) != len(seen) or not set(seen) <= indices:
+        raise MalformedMessage("chain-of-custody records must name distinct attachments "
+                               "of the manifest")
 
 
 def authenticate_header(
@@ -164,7 +200,11 @@ def verify_envelope(
     keys = sorted(k.index for k in body.attachment_keys)
     if keys != [a.index for a in header.attachments]:
         raise MalformedMessage("attachment keys do not match the manifest")
-    return VerifiedEnvelope(raw=env, header=header, body=body, header_sha256=sha256(env.header))
+    _check_custody(body.custody, set(keys))
+    if len(set(body.related_requests)) != len(body.related_requests):
+        raise MalformedMessage("a related request is named twice")
+    return VerifiedEnvelope(raw=env, header=header, body=body, header_sha256=sha256(env.header),
+                            body_bytes=plaintext)
 
 
 def _check_times(h: EnvelopeHeader, now_ms: int, limits: EnvelopeLimits) -> None:

@@ -58,6 +58,19 @@ class AttachmentKey:
 
 
 @dataclass(frozen=True)
+class EvidenceCustody:
+    """Chain of custody of one evidence attachment (sealed: a source may name a person)."""
+
+    index: int
+    acquired_by: str = field(default="", repr=False)
+    acquired_at_ms: int = 0
+    method: str = field(default="", repr=False)
+    source: str = field(default="", repr=False)
+    request_id: MessageId | None = None
+    request_reference: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
 class Body:
     """The sealed plaintext: payload and attachment keys. Holds content: never log it."""
 
@@ -67,6 +80,9 @@ class Body:
     payload: bytes = field(repr=False)
     payload_media_type: str = "application/json"
     attachment_keys: tuple[AttachmentKey, ...] = field(default=(), repr=False)
+    case_reference: str = field(default="", repr=False)
+    related_requests: tuple[MessageId, ...] = ()
+    custody: tuple[EvidenceCustody, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,7 @@ class VerifiedEnvelope:
     header: EnvelopeHeader
     body: Body = field(repr=False)
     header_sha256: bytes
+    body_bytes: bytes = field(default=b"", repr=False)   # the exact plaintext Body bytes
 
     @property
     def envelope_id(self) -> MessageId:

@@ -38,6 +38,7 @@ class StoredMessage:
     attachments: tuple[StoredAttachment, ...] = ()
     legal_basis: str = ""
     obligations: str = "[]"    # JSON list of {id, params}: enforced on access and onward use
+    body: bytes = b""          # sealed at rest: the exact plaintext Body bytes (for export)
 
 
 @dataclass(frozen=True)

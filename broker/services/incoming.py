@@ -161,7 +161,8 @@ class Incoming:
                 payload=ctx.at_rest.seal("payload", eid.raw, v.body.payload),
                 status="received", stored_at_ms=now, attachments=tuple(atts),
                 legal_basis=decision.legal_basis,
-                obligations=obligations_json(obligation_refs(decision.decision)))
+                obligations=obligations_json(obligation_refs(decision.decision)),
+                body=ctx.at_rest.seal("body", eid.raw, v.body_bytes))
             earlier = await ctx.store.record_incoming(
                 msg, codec.encode_receipt(receipt), "accepted",
                 dataclasses.replace(self._event(EventType.ENVELOPE_RECEIVED, v),

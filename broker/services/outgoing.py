@@ -17,7 +17,7 @@ from typing import Any
 
 from broker.audit import AuditEvent, EventType
 from broker.crypto import StreamSealer, new_stream_key
-from broker.envelope import OutgoingAttachment, build_envelope
+from broker.envelope import OutgoingAttachment, compose_envelope
 from broker.errors import MessageTooLarge, RogatoryError, StreamError, TemplateError
 from broker.model import AttachmentEntry, MessageId
 from broker.model.ids import is_node_id
@@ -141,7 +141,7 @@ class Outgoing:
             async for _extra in chunks:
                 raise StreamError("data beyond the declared attachments",
                                   code="ATTACHMENT_EXTRA")
-            sealed, header = build_envelope(
+            sealed, header, body = compose_envelope(
                 signer=ctx.signer, trust=ctx.trust, sender=ctx.node_id, recipient=recipient.node_id,
                 message_type=req.message_type, template_id=template.id,
                 template_version=template.version, payload=req.payload, attachments=prepared,
@@ -161,7 +161,8 @@ class Outgoing:
                 signature=sealed.signature, header_sha256=hashlib.sha256(sealed.header).digest(),
                 payload=ctx.at_rest.seal("payload", eid.raw, req.payload), status="pending",
                 stored_at_ms=now, attachments=tuple(stored_atts),
-                legal_basis=decision.legal_basis, obligations=obligations_json(obligations))
+                legal_basis=decision.legal_basis, obligations=obligations_json(obligations),
+                body=ctx.at_rest.seal("body", eid.raw, body))
             await ctx.store.record_outgoing(msg, codec.encode_envelope(sealed), AuditEvent(
                 EventType.ENVELOPE_SENT, actor=actor, envelope_id=eid, peer=recipient.node_id,
                 message_type=req.message_type, template_id=template.id,

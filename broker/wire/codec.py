@@ -20,6 +20,7 @@ from broker.model import (
     AttachmentKey,
     Body,
     EnvelopeHeader,
+    EvidenceCustody,
     MessageId,
     ObligationRef,
     Receipt,
@@ -133,6 +134,13 @@ def encode_body(b: Body) -> bytes:
         payload_media_type=b.payload_media_type,
         attachment_keys=[pb.AttachmentKey(index=k.index, key=k.key, filename=k.filename)
                          for k in b.attachment_keys],
+        case_reference=b.case_reference,
+        related_requests=[r.raw for r in b.related_requests],
+        custody=[pb.EvidenceCustody(
+            index=c.index, acquired_by=c.acquired_by, acquired_at_ms=c.acquired_at_ms,
+            method=c.method, source=c.source,
+            request_id=c.request_id.raw if c.request_id else b"",
+            request_reference=c.request_reference) for c in b.custody],
     ))
 
 
@@ -146,6 +154,13 @@ def decode_body(data: bytes) -> Body:
         payload_media_type=m.payload_media_type,
         attachment_keys=tuple(AttachmentKey(index=k.index, key=k.key, filename=k.filename)
                               for k in m.attachment_keys),
+        case_reference=m.case_reference,
+        related_requests=tuple(MessageId(r) for r in m.related_requests),
+        custody=tuple(EvidenceCustody(
+            index=c.index, acquired_by=c.acquired_by, acquired_at_ms=c.acquired_at_ms,
+            method=c.method, source=c.source,
+            request_id=MessageId(c.request_id) if c.request_id else None,
+            request_reference=c.request_reference) for c in m.custody),
     )
 
 

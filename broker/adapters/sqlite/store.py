@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS messages (
   stored_at_ms INTEGER NOT NULL,
   legal_basis TEXT NOT NULL DEFAULT '',
   obligations TEXT NOT NULL DEFAULT '[]',
+  body BLOB NOT NULL DEFAULT x'',
   PRIMARY KEY (direction, envelope_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS attachments (
@@ -255,12 +256,12 @@ class NodeStore:
         db.execute(
             "INSERT INTO messages (direction, envelope_id, peer, message_type, template_id, "
             "template_version, created_at_ms, expires_at_ms, header, signature, header_sha256, "
-            "payload, status, stored_at_ms, legal_basis, obligations) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "payload, status, stored_at_ms, legal_basis, obligations, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (m.direction, m.envelope_id.raw, m.peer, m.message_type, m.template_id,
              m.template_version, m.created_at_ms, m.expires_at_ms, m.header, m.signature,
              m.header_sha256, m.payload, m.status, m.stored_at_ms, m.legal_basis,
-             m.obligations))
+             m.obligations, m.body))
         for a in m.attachments:
             db.execute(
                 "INSERT INTO attachments (direction, envelope_id, idx, size, sha256, chunk_size,"
@@ -413,4 +414,4 @@ def _message(row: Sequence[Any], attachments: tuple[StoredAttachment, ...]) -> S
         created_at_ms=int(row[6]), expires_at_ms=int(row[7]), header=bytes(row[8]),
         signature=bytes(row[9]), header_sha256=bytes(row[10]), payload=bytes(row[11]),
         status=str(row[12]), stored_at_ms=int(row[13]), attachments=attachments,
-        legal_basis=str(row[14]), obligations=str(row[15]))
+        legal_basis=str(row[14]), obligations=str(row[15]), body=bytes(row[16]))

@@ -269,14 +269,27 @@ class Body(_message.Message):
     PAYLOAD_FIELD_NUMBER: _builtins.int
     PAYLOAD_MEDIA_TYPE_FIELD_NUMBER: _builtins.int
     ATTACHMENT_KEYS_FIELD_NUMBER: _builtins.int
+    CASE_REFERENCE_FIELD_NUMBER: _builtins.int
+    RELATED_REQUESTS_FIELD_NUMBER: _builtins.int
+    CUSTODY_FIELD_NUMBER: _builtins.int
     sender: _builtins.str
     recipient: _builtins.str
     envelope_id: _builtins.bytes
     payload: _builtins.bytes
     """UTF-8 JSON of the template payload"""
     payload_media_type: _builtins.str
+    case_reference: _builtins.str
+    """the sender's own case reference (may name people: sealed)"""
     @_builtins.property
     def attachment_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttachmentKey]: ...
+    @_builtins.property
+    def related_requests(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """request ids this one follows up (a preservation before an MLA request)"""
+
+    @_builtins.property
+    def custody(self) -> _containers.RepeatedCompositeFieldContainer[Global___EvidenceCustody]:
+        """chain of custody of evidence attachments, by index"""
+
     def __init__(
         self,
         *,
@@ -286,14 +299,64 @@ class Body(_message.Message):
         payload: _builtins.bytes = ...,
         payload_media_type: _builtins.str = ...,
         attachment_keys: _abc.Iterable[Global___AttachmentKey] | None = ...,
+        case_reference: _builtins.str = ...,
+        related_requests: _abc.Iterable[_builtins.bytes] | None = ...,
+        custody: _abc.Iterable[Global___EvidenceCustody] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachment_keys", b"attachment_keys", "envelope_id", b"envelope_id", "payload", b"payload", "payload_media_type", b"payload_media_type", "recipient", b"recipient", "sender", b"sender"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachment_keys", b"attachment_keys", "case_reference", b"case_reference", "custody", b"custody", "envelope_id", b"envelope_id", "payload", b"payload", "payload_media_type", b"payload_media_type", "recipient", b"recipient", "related_requests", b"related_requests", "sender", b"sender"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Body: _TypeAlias = Body  # noqa: Y015
+
+@_typing.final
+class EvidenceCustody(_message.Message):
+    """Who acquired an evidence item, when, how, from which source, under which request.
+    Travels sealed: a source may be personal data (an account, a device owner).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    ACQUIRED_BY_FIELD_NUMBER: _builtins.int
+    ACQUIRED_AT_MS_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_REFERENCE_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """the attachment it describes"""
+    acquired_by: _builtins.str
+    """person or unit that acquired it"""
+    acquired_at_ms: _builtins.int
+    method: _builtins.str
+    """e.g. "provider production under order", "forensic image" """
+    source: _builtins.str
+    """where it came from"""
+    request_id: _builtins.bytes
+    """the request it was acquired under"""
+    request_reference: _builtins.str
+    """the requesting authority's reference for that request"""
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        acquired_by: _builtins.str = ...,
+        acquired_at_ms: _builtins.int = ...,
+        method: _builtins.str = ...,
+        source: _builtins.str = ...,
+        request_id: _builtins.bytes = ...,
+        request_reference: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acquired_at_ms", b"acquired_at_ms", "acquired_by", b"acquired_by", "index", b"index", "method", b"method", "request_id", b"request_id", "request_reference", b"request_reference", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvidenceCustody: _TypeAlias = EvidenceCustody  # noqa: Y015
 
 @_typing.final
 class ReceiptBody(_message.Message):
