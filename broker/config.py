@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from broker.crypto import DEFAULT_CHUNK_SIZE
 
@@ -56,3 +58,35 @@ class DeliveryPolicy:
     max_in_flight: int = 32
     max_in_flight_per_peer: int = 8      # at most the peer's per-sender stream limit
     chunk_size: int = DEFAULT_CHUNK_SIZE
+
+
+@dataclass(frozen=True)
+class LifecyclePolicy:
+    """How this agency counts legal deadlines, and the time limits it adds of its own.
+
+    Attributes:
+        timezone: IANA zone of the agency (days are counted on its local calendar).
+        day_count: ``calendar`` or ``business`` days.
+        holidays: public holidays (ISO dates) skipped when counting business days.
+        weekend: weekday numbers (Monday 0) that are not business days.
+        approaching: share of a period after which a deadline is approaching.
+        scan_interval_s: how often running deadlines are checked.
+        deadlines: the agency's own time limits, as template deadlines plus the request
+            message type they apply to: ``{message_type, name, value, basis, kind,
+            starts, verification}`` (e.g. acknowledge an MLA request within ``P5D``).
+    """
+
+    timezone: str = "UTC"
+    day_count: str = "calendar"
+    holidays: tuple[str, ...] = ()
+    weekend: tuple[int, ...] = (5, 6)
+    approaching: float = 0.8
+    scan_interval_s: float = 30.0
+    deadlines: tuple[Mapping[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        # TOML gives lists; keep the value hashable and immutable.
+        object.__setattr__(self, "holidays", tuple(self.holidays))
+        object.__setattr__(self, "weekend", tuple(self.weekend))
+        object.__setattr__(self, "deadlines", tuple(MappingProxyType(dict(d))
+                                                    for d in self.deadlines))

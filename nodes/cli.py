@@ -6,52 +6,28 @@ import argparse
 import asyncio
 import hashlib
 import json
-import os
 import sys
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
-from google.protobuf.message import Message
-
 from broker.errors import RogatoryError
-from nodes import cli_audit, cli_policy, cli_templates
+from nodes import cli_audit, cli_bundle, cli_cases, cli_common, cli_policy, cli_templates
 from nodes.config import load_config
 from nodes.demo import run_demo
 from nodes.federation import AgencySpec, init_federation
 from nodes.logs import configure_logging
 from nodes.node import run_until_signalled
-from nodes.operator_client import OperatorClient
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 
-def _when(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ") if ms else "-"
-
-
-def _as_dict(msg: Message) -> dict[str, Any]:
-    return MessageToDict(msg, preserving_proto_field_name=True,
-                         always_print_fields_with_no_presence=True)
-
-
-def _emit(args: argparse.Namespace, data: dict[str, Any], text: Callable[[], str]) -> None:
-    if args.json:
-        print(json.dumps(data, indent=2, sort_keys=True))
-    else:
-        print(text())
-
-
-def _client(args: argparse.Namespace) -> OperatorClient:
-    path = args.config or os.environ.get("ROGATORY_CONFIG")
-    if not path:
-        raise RogatoryError("no node config: pass --config or set ROGATORY_CONFIG",
-                            code="USAGE")
-    return OperatorClient(load_config(Path(path)),
-                          justification=getattr(args, "justification", "") or "")
+_when = cli_common.when
+_as_dict = cli_common.as_dict
+_emit = cli_common.emit
+_client = cli_common.client
+_declarations = cli_common.declarations
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -79,7 +55,8 @@ def cmd_send(args: argparse.Namespace) -> int:
                              attachments=[Path(p) for p in args.attach or []],
                              template=args.template or "", ttl_seconds=args.ttl,
                              declarations=_declarations(args.declare or []),
-                             legal_basis=args.legal_basis or "")
+                             legal_basis=args.legal_basis or "", case_id=args.case or "",
+                             case_reference=args.case_ref or "", follows=args.follows or [])
     data = _as_dict(result)
     m = result.message
     _emit(args, data, lambda: "\n".join(
@@ -88,17 +65,6 @@ def cmd_send(args: argparse.Namespace) -> int:
         [f"  attachment {a.index}: {a.filename} {a.size} bytes sha256={a.sha256}"
          for a in result.attachments]))
     return 0
-
-
-def _declarations(items: list[str]) -> dict[str, Any]:
-    """KEY=VALUE pairs for the policy engine; true/false become booleans."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise RogatoryError(f"--declare takes KEY=VALUE, not {item!r}", code="USAGE")
-        out[key] = {"true": True, "false": False}.get(value, value)
-    return out
 
 
 def cmd_forward(args: argparse.Namespace) -> int:
@@ -113,7 +79,26 @@ def cmd_forward(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deadlines(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        result = client.deadlines(cli_cases.parse_duration_ms(args.due_within))
+
+    def text() -> str:
+        if not result.deadlines:
+            return f"no deadline due within {args.due_within}"
+        rows = [f"{'DUE':20}  {'STATUS':11}  {'CASE':13}  {'SIDE':10}  {'PEER':10}  "
+                f"{'DEADLINE':28}  REQUEST"]
+        rows += [f"{_when(d.due_at_ms):20}  {d.status:11}  {d.case_id:13}  {d.side:10}  "
+                 f"{d.peer:10}  {d.name:28}  {d.request_id}" for d in result.deadlines]
+        return "\n".join(rows)
+
+    _emit(args, _as_dict(result), text)
+    return 0
+
+
 def cmd_inbox(args: argparse.Namespace) -> int:
+    if args.due_within:
+        return cmd_deadlines(args)
     direction = "" if args.all else ("outgoing" if args.outgoing else "incoming")
     with _client(args) as client:
         result = client.list(direction=direction, limit=args.limit)
@@ -215,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="machine-readable output")
     node_opt = argparse.ArgumentParser(add_help=False)
     node_opt.add_argument("--config", help="the node's node.toml (or ROGATORY_CONFIG)")
+    node_opt.add_argument("--as", dest="as_subject", metavar="PERSON",
+                          help="act as this person (development token issuer; default: "
+                               "your login name)")
+    node_opt.add_argument("--role", action="append", help="the person's roles (repeatable; "
+                          "default: drafter, approver, contact_point_officer)")
 
     parser = argparse.ArgumentParser(prog="rogatory", description=(
         "Secure cross-border evidence exchange between justice agencies."))
@@ -244,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_audit.register(sub, common)
     cli_policy.register(sub, common)
     cli_templates.register(sub, common)
+    cli_cases.register(sub, [common, node_opt])
+    cli_bundle.register(sub, common)
     return parser
 
 
@@ -260,6 +252,10 @@ def _message_commands(sub: Any, common: argparse.ArgumentParser,
         "a declaration for the policy engine, e.g. justification=... or "
         "agreement_ref=... (repeatable; see `rogatory policy explain`)"))
     send.add_argument("--legal-basis", help="the legal basis (default: from the template)")
+    send.add_argument("--case", help="add the request to this case")
+    send.add_argument("--case-ref", help="open a new case with your own reference")
+    send.add_argument("--follows", action="append", metavar="REQUEST_ID",
+                      help="a request this one follows up (e.g. a preservation)")
     send.set_defaults(func=cmd_send)
 
     fwd = sub.add_parser("forward", parents=[common, node_opt],
@@ -275,6 +271,9 @@ def _message_commands(sub: Any, common: argparse.ArgumentParser,
     inbox.add_argument("--outgoing", action="store_true", help="list sent messages instead")
     inbox.add_argument("--all", action="store_true", help="both directions")
     inbox.add_argument("--limit", type=int, default=100)
+    inbox.add_argument("--due-within", metavar="DURATION",
+                       help="list the legal deadlines due within e.g. 48h or 7d instead "
+                            "(passed ones not yet met included)")
     inbox.set_defaults(func=cmd_inbox)
 
     show = sub.add_parser("show", parents=[common, node_opt], help="show one message")

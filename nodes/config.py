@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from broker.config import AuditPolicy, DeliveryPolicy, EnvelopeLimits
+from broker.config import AuditPolicy, DeliveryPolicy, EnvelopeLimits, LifecyclePolicy
 from broker.errors import ConfigError
 from broker.model.ids import validate_node_id
 
@@ -36,6 +36,7 @@ class NodeConfig:
     limits: EnvelopeLimits
     delivery: DeliveryPolicy
     audit: AuditPolicy
+    lifecycle: LifecyclePolicy
 
 
 def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -92,6 +93,7 @@ def load_config(path: Path) -> NodeConfig:
             limits=_overrides(EnvelopeLimits, doc.get("limits", {})),
             delivery=_overrides(DeliveryPolicy, doc.get("delivery", {})),
             audit=_overrides(AuditPolicy, doc.get("audit", {})),
+            lifecycle=_overrides(LifecyclePolicy, doc.get("lifecycle", {})),
         )
     except KeyError as e:
         raise ConfigError(f"config {path} misses the setting {e.args[0]!r}") from e

@@ -22,10 +22,11 @@ from broker.adapters.kafka import KafkaAuditSink
 from broker.adapters.sqlite import BlobStore, NodeStore
 from broker.audit import AuditEvent, EventType
 from broker.crypto import AtRestCipher, KemPrivateKey, SigningKey
-from broker.errors import ConfigError, TrustListError
+from broker.errors import ConfigError, RogatoryError, TrustListError
 from broker.policy import load_policy_set
 from broker.ports import Clock
 from broker.services.audit_publisher import AuditPublisher
+from broker.services.cases import Cases
 from broker.services.context import NodeContext
 from broker.services.delivery import Delivery
 from broker.services.incoming import Incoming
@@ -75,6 +76,8 @@ class AgencyNode:
         self.ctx: NodeContext | None = None
         self._store: NodeStore | None = None
         self._checkpoints: asyncio.Task[None] | None = None
+        self._deadlines: asyncio.Task[None] | None = None
+        self.cases: Cases | None = None
         self._publisher: AuditPublisher | None = None
         self.exchange_port = 0
         self.operator_port = 0
@@ -110,7 +113,7 @@ class AgencyNode:
             blobs=blobs, at_rest=AtRestCipher(_read(cfg.storage_key)),
             templates=load_registry(self.templates_dir),
             policy=load_policy_set(self.policy_dir), clock=self.clock,
-            limits=cfg.limits, delivery=cfg.delivery)
+            limits=cfg.limits, delivery=cfg.delivery, lifecycle=cfg.lifecycle)
         self.ctx = ctx
         await store.set_meta("trust_list_version", str(trust.version), AuditEvent(
             EventType.TRUST_LIST_LOADED, actor=ctx.actor, reason=f"version={trust.version}"))
@@ -131,6 +134,8 @@ class AgencyNode:
         await store.audit(AuditEvent(EventType.NODE_STARTED, actor=ctx.actor))
         await store.checkpoint()
         self._checkpoints = asyncio.create_task(self._checkpoint_loop(), name="checkpoints")
+        self.cases = Cases(ctx)
+        self._deadlines = asyncio.create_task(self._deadline_loop(), name="deadlines")
         log.info("node.started", node_id=cfg.node_id, exchange_port=self.exchange_port,
                  operator_port=self.operator_port, trust_list_version=trust.version)
 
@@ -175,6 +180,16 @@ class AgencyNode:
         await server.start()
         self._operator = server
 
+    async def _deadline_loop(self) -> None:
+        """Raise legal deadline events as they fall due (audited; shown in the inbox)."""
+        assert self.cases is not None
+        while True:
+            try:
+                await self.cases.scan_deadlines()
+            except RogatoryError as e:  # e.g. a step racing an operator's: next round
+                log.warning("deadline.scan_failed", reason=e.code)
+            await asyncio.sleep(self.config.lifecycle.scan_interval_s)
+
     async def stop(self, grace: float = 5.0) -> None:
         """Health NOT_SERVING, stop servers with grace, stop delivery, close the store."""
         await self._health.enter_graceful_shutdown()
@@ -188,6 +203,11 @@ class AgencyNode:
         if self._transport is not None:
             await self._transport.close()
             self._transport = None
+        if self._deadlines is not None:
+            self._deadlines.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._deadlines
+            self._deadlines = None
         if self._checkpoints is not None:
             self._checkpoints.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -11,7 +11,7 @@ import json
 import mimetypes
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -70,18 +70,26 @@ class OperatorClient:
 
     def send(self, *, to: str, message_type: str, payload: bytes, attachments: list[Path],
              template: str = "", ttl_seconds: int = 0, in_reply_to: str = "",
-             declarations: dict[str, Any] | None = None,
-             legal_basis: str = "") -> op.SendResult:
+             declarations: dict[str, Any] | None = None, legal_basis: str = "",
+             case_id: str = "", case_reference: str = "", follows: Sequence[str] = (),
+             draft: bool = False, custody: dict[str, Any] | None = None) -> op.SendResult:
+        """Send (or, with `draft`, keep for four-eyes approval) a message; `in_reply_to`
+        may name any message of a request (the recipient then defaults to its peer);
+        `custody` (acquired_by, acquired_at_ms, method, source, request_reference) is the
+        chain of custody of every attachment."""
         template_id, _, version = template.partition("@")
         metas = [op.AttachmentMeta(filename=p.name, size=p.stat().st_size,
                                    media_type=mimetypes.guess_type(p.name)[0]
-                                   or "application/octet-stream") for p in attachments]
+                                   or "application/octet-stream", **(custody or {}))
+                 for p in attachments]
         header = op.SendHeader(to=to, message_type=message_type, template_id=template_id,
                                template_version=version, payload=payload, attachments=metas,
                                ttl_seconds=ttl_seconds,
                                in_reply_to=bytes.fromhex(in_reply_to) if in_reply_to else b"",
                                declarations=json.dumps(declarations or {}).encode(),
-                               legal_basis=legal_basis)
+                               legal_basis=legal_basis, case_id=case_id,
+                               case_reference=case_reference,
+                               follows=[bytes.fromhex(f) for f in follows], draft=draft)
 
         def frames() -> Iterator[op.SendFrame]:
             yield op.SendFrame(header=header)
@@ -98,6 +106,41 @@ class OperatorClient:
         return cast(op.SendResult, self._call(self._stub.Forward, op.ForwardRequest(
             message_id=message_id, to=to, declarations=json.dumps(declarations or {}).encode(),
             ttl_seconds=ttl_seconds)))
+
+    def approve(self, request_id: str) -> op.SendResult:
+        return cast(op.SendResult, self._call(self._stub.Approve,
+                                              op.RequestRef(request_id=request_id)))
+
+    def record_step(self, request_id: str, event: str) -> op.RequestSummary:
+        return cast(op.RequestSummary, self._call(self._stub.RecordStep, op.StepRequest(
+            request_id=request_id, event=event)))
+
+    def cases(self, limit: int = 100) -> op.CaseList:
+        return cast(op.CaseList, self._call(self._stub.ListCases, op.CaseQuery(limit=limit)))
+
+    def case(self, case_id: str) -> op.CaseDetail:
+        return cast(op.CaseDetail, self._call(self._stub.GetCase, op.CaseRef(case_id=case_id)))
+
+    def deadlines(self, within_ms: int) -> op.DeadlineList:
+        return cast(op.DeadlineList, self._call(self._stub.ListDeadlines,
+                                                op.DeadlineQuery(within_ms=within_ms)))
+
+    def export_case(self, case_id: str, out: Path) -> int:
+        """Stream the case's bundle into `out` (written whole or not at all)."""
+        part = out.with_name(out.name + ".part")
+        size = 0
+        try:
+            with open(part, "wb") as fh:
+                for piece in self._stub.ExportCase(op.CaseRef(case_id=case_id),
+                                                   metadata=self._metadata(),
+                                                   timeout=self.timeout_s):
+                    fh.write(piece.data)
+                    size += len(piece.data)
+            part.replace(out)
+        except grpc.RpcError as e:
+            part.unlink(missing_ok=True)
+            raise _failure(e) from e
+        return size
 
     def list(self, direction: str = "", limit: int = 100) -> op.MessageList:
         return cast(op.MessageList, self._call(self._stub.ListMessages,

@@ -24,7 +24,9 @@ from broker.adapters.grpc.client import CHANNEL_OPTIONS
 from broker.adapters.grpc.identity import node_dns_name
 from broker.crypto import SigningKey, StreamSealer, new_stream_key, sha256
 from broker.envelope import OutgoingAttachment, build_envelope
+from broker.lifecycle import REQUEST_KINDS, rules
 from broker.model import AttachmentEntry, MessageId, SealedEnvelope
+from broker.services.cases import Placement
 from broker.services.outgoing import AttachmentSpec, Outgoing, SendRequest
 from broker.templating import load_registry
 from broker.trust import TrustList
@@ -104,7 +106,9 @@ DECLARED = {"justification": "criminal investigation BfJ-RHS-2026-0412",
 
 async def send(node: AgencyNode, to: str, message_type: str = "preservation",
                payload: bytes | None = None, attachments: Sequence[bytes] = (),
-               ttl_ms: int = 0, declared: dict[str, object] | None = None) -> MessageId:
+               ttl_ms: int = 0, declared: dict[str, object] | None = None,
+               in_reply_to: MessageId | None = None,
+               placement: Placement | None = None) -> MessageId:
     """Send through the node's own service (as the operator API does) and wake delivery."""
     assert node.ctx is not None
 
@@ -113,15 +117,32 @@ async def send(node: AgencyNode, to: str, message_type: str = "preservation",
             for off in range(0, len(data), 1 << 20):
                 yield i, data[off:off + (1 << 20)]
 
-    sent = await Outgoing(node.ctx).send(SendRequest(
+    req = SendRequest(
         to=to, message_type=message_type, payload=payload or skeleton(message_type),
         attachments=[AttachmentSpec(f"file-{i}.bin", "application/octet-stream", len(d))
                      for i, d in enumerate(attachments)], ttl_ms=ttl_ms,
-        declared=DECLARED if declared is None else declared),
-        pieces(), actor="person:test")
+        declared=DECLARED if declared is None else declared, in_reply_to=in_reply_to,
+        placement=placement or Placement())
+    out = Outgoing(node.ctx)
+    if message_type in REQUEST_KINDS and rules(REQUEST_KINDS[message_type]).four_eyes:
+        # Four-eyes: one person drafts, another approves (and the approval sends it).
+        draft = await out.draft(req, pieces(), drafter=DRAFTER)
+        sent = await out.approve(draft.request_id, approver=APPROVER)
+    else:
+        sent = await out.send(req, pieces(), actor="person:test")
     assert node._delivery is not None
     node._delivery.wake()
     return sent.message.envelope_id
+
+
+@dataclass(frozen=True)
+class Person:
+    subject: str
+    roles: frozenset[str]
+
+
+DRAFTER = Person("dora.drafter", frozenset({"drafter"}))
+APPROVER = Person("albert.approver", frozenset({"approver"}))
 
 
 async def wait_delivered(node: AgencyNode, message_id: MessageId, timeout_s: float = 30) -> str:
@@ -145,7 +166,8 @@ def state_digest(cfg: NodeConfig) -> str:
     """A digest of everything stored except the audit journal (and the blob files)."""
     h = hashlib.sha256()
     with contextlib.closing(sqlite3.connect(db_path(cfg))) as db:
-        for table in ("messages", "attachments", "outbox", "receipts"):
+        for table in ("messages", "attachments", "outbox", "receipts", "cases", "requests",
+                      "request_messages", "request_steps", "deadlines", "drafts"):
             for row in db.execute(f"SELECT * FROM {table} ORDER BY 1, 2"):
                 h.update(repr(row).encode())
     blobs = cfg.data_dir / "blobs"

@@ -27,10 +27,39 @@ class EventType(enum.StrEnum):
     ENVELOPE_REJECTED = "envelope.rejected"        # refused, nothing stored
     MESSAGE_CONSULTED = "message.consulted"        # an operator read a message
     ATTACHMENT_CONSULTED = "attachment.consulted"  # an operator read an attachment
+    MESSAGE_EXPORTED = "message.exported"          # a message and its evidence put in a bundle
+    CASE_EXPORTED = "case.exported"                # a case bundle written (case.json digest)
     POLICY_DENIED = "policy.denied"                # a send or access refused by policy
     SEND_REFUSED = "envelope.send_refused"         # an operator's send refused (any other reason)
     ONWARD_TRANSFER = "envelope.forwarded"         # stored data passed on to another node
     AUDIT_CHECKPOINT = "audit.checkpoint"          # a signed tree head over the log so far
+    # The request lifecycle (broker.lifecycle): one record per step of a request.
+    REQUEST_DRAFTED = "request.drafted"
+    REQUEST_APPROVED = "request.approved"
+    REQUEST_SENT = "request.sent"
+    REQUEST_DELIVERED = "request.delivered"        # requesting side: receipt of the request
+    REQUEST_RECEIVED = "request.received"          # executing side
+    REQUEST_ACKNOWLEDGED = "request.acknowledged"
+    REQUEST_EXECUTION_STARTED = "request.execution_started"
+    REQUEST_INFO_REQUESTED = "request.additional_information_requested"
+    REQUEST_INFO_SUPPLIED = "request.additional_information_supplied"
+    REQUEST_EXECUTED = "request.executed"
+    REQUEST_PARTIALLY_EXECUTED = "request.partially_executed"
+    REQUEST_REFUSED = "request.refused"
+    REQUEST_PARTIALLY_REFUSED = "request.partially_refused"
+    REQUEST_POSTPONED = "request.postponed"
+    REQUEST_WITHDRAWN = "request.withdrawn"
+    REQUEST_PARTIALLY_WITHDRAWN = "request.partially_withdrawn"
+    REQUEST_CLOSED = "request.closed"
+    REQUEST_REFUSED_STEP = "request.step_refused"  # an illegal or unapproved step, refused
+    PRESERVATION_CONFIRMED = "preservation.confirmed"
+    PRESERVATION_EXTENDED = "preservation.extended"
+    PRESERVATION_FOLLOWED_UP = "preservation.followed_up"
+    PRESERVATION_EXPIRED = "preservation.expired"
+    PRESERVATION_LIFTED = "preservation.lifted"
+    DEADLINE_APPROACHING = "deadline.approaching"
+    DEADLINE_PASSED = "deadline.passed"
+    DEADLINE_ELAPSED = "deadline.elapsed"          # a minimum period has run
 
 
 

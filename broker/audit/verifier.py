@@ -18,12 +18,15 @@ from dataclasses import dataclass, field
 
 from broker.errors import RogatoryError
 from broker.model.audit_record import AuditEssentials
-from broker.model.checkpoint import SignedTreeHead
+from broker.model.checkpoint import TreeHead
 from broker.transparency import CompactRange, hash_leaf, verify_checkpoint
 from broker.trust import TrustList
 from broker.wire import codec
 
+_SHA256 = hashlib.sha256()   # copied per record: cheaper than a new hash object
+_decode = codec.decode_audit_essentials
 DUPLICATE_WINDOW = 4096
+VERIFIED_CACHE = 1024   # signed tree heads whose signature already verified, by exact bytes
 _EXCHANGE_EVENTS = frozenset({"envelope.sent", "envelope.delivered", "envelope.received",
                               "delivery.refused", "delivery.expired"})
 
@@ -49,7 +52,7 @@ class VerifiedHead:
     root_hash: bytes
 
 
-@dataclass
+@dataclass(slots=True)
 class _NodeState:
     next_seq: int = 1
     last_hash: bytes = b""
@@ -59,10 +62,14 @@ class _NodeState:
     recent: dict[int, bytes] = field(default_factory=dict)   # window of record hashes
     latest_head: VerifiedHead | None = None
     heads: dict[int, bytes] = field(default_factory=dict)   # verified checkpoints only
-    records: int = 0
+
+    @property
+    def records(self) -> int:
+        """Records taken into the chain (each one is a leaf of the tree)."""
+        return self.tree.size
 
 
-@dataclass
+@dataclass(slots=True)
 class _Exchange:
     sender: str = ""
     recipient: str = ""
@@ -82,6 +89,7 @@ class AuditVerifier:
         self.findings: list[Finding] = []
         self._exchanges: dict[bytes, _Exchange] = {}
         self._claims: dict[tuple[str, int], tuple[bytes, str, int, str]] = {}
+        self._verified: dict[bytes, TreeHead] = {}
         self.records = 0
         self.duplicates = 0
 
@@ -91,45 +99,53 @@ class AuditVerifier:
         """Verify one record's exact bytes, read at `position` (keyed by `key` if known)."""
         self.records += 1
         try:
-            rec = codec.decode_audit_essentials(data)
+            rec = _decode(data)
         except RogatoryError:
             self._find("MALFORMED_RECORD", key or "?", 0, position,
                        "record does not parse as an audit record")
             return
-        if key is not None and key != rec.node_id:
-            self._find("WRONG_KEY", rec.node_id, rec.sequence, position,
-                       f"record of {rec.node_id} published under key {key}")
-        node = self.nodes.setdefault(rec.node_id, _NodeState())
-        record_hash = hashlib.sha256(data).digest()
-        if rec.sequence < node.next_seq:
-            self._earlier(node, rec, record_hash, position)
-            return
+        node_id, sequence, prev_hash, event_type, _, _, _, checkpoint, _ = rec
+        if key is not None and key != node_id:
+            self._find("WRONG_KEY", node_id, sequence, position,
+                       f"record of {node_id} published under key {key}")
+        node = self.nodes.get(node_id)
+        if node is None:
+            node = self.nodes[node_id] = _NodeState()
+        h = _SHA256.copy()
+        h.update(data)
+        record_hash = h.digest()
+        if sequence != node.next_seq or prev_hash != node.last_hash:
+            if sequence < node.next_seq:
+                self._earlier(node, rec, record_hash, position)
+                return
+            self._unlinked(node, rec, position)
+        if checkpoint:
+            self._checkpoint(node, rec, position)
+        node.next_seq = sequence + 1
+        node.last_hash = record_hash
+        node.last_position = position
+        node.tree.append(hash_leaf(data))
+        recent = node.recent
+        recent[sequence] = record_hash
+        if len(recent) >= 2 * DUPLICATE_WINDOW:  # prune in bulk: cheaper than per record
+            for seq in [s for s in recent if s <= sequence - DUPLICATE_WINDOW]:
+                del recent[seq]
+        if node_id in self.known_heads:
+            self._check_known_head(node, rec, position)
+        if event_type in _EXCHANGE_EVENTS:
+            self._reconcile(rec, position)
+
+    def _unlinked(self, node: _NodeState, rec: AuditEssentials, position: str) -> None:
+        """A record after a gap, or one whose link is not the previous record's hash."""
         if rec.sequence > node.next_seq:
             self._find("MISSING_RECORDS", rec.node_id, node.next_seq, position,
                        f"records {node.next_seq}..{rec.sequence - 1} are missing before "
                        f"sequence {rec.sequence}")
-            node.tree_intact = False
-        elif rec.prev_hash != node.last_hash:
+        else:
             self._find("CHAIN_BROKEN", rec.node_id, rec.sequence - 1, node.last_position,
                        f"record {rec.sequence - 1} is not the record that record "
                        f"{rec.sequence} ({position}) chains to: one of them was altered")
-            node.tree_intact = False
-        if rec.checkpoint:
-            self._checkpoint(node, rec, position)
-        node.next_seq = rec.sequence + 1
-        node.last_hash = record_hash
-        node.last_position = position
-        node.tree.append(hash_leaf(data))
-        node.records += 1
-        recent = node.recent
-        recent[rec.sequence] = record_hash
-        if len(recent) >= 2 * DUPLICATE_WINDOW:  # prune in bulk: cheaper than per record
-            for seq in [s for s in recent if s <= rec.sequence - DUPLICATE_WINDOW]:
-                del recent[seq]
-        if rec.node_id in self.known_heads:
-            self._check_known_head(node, rec, position)
-        if rec.event_type in _EXCHANGE_EVENTS:
-            self._reconcile(rec, position)
+        node.tree_intact = False
 
     def _earlier(self, node: _NodeState, rec: AuditEssentials, record_hash: bytes,
                  position: str) -> None:
@@ -146,8 +162,7 @@ class AuditVerifier:
 
     def _checkpoint(self, node: _NodeState, rec: AuditEssentials, position: str) -> None:
         try:
-            sth = codec.decode_signed_tree_head(rec.checkpoint)
-            head = verify_checkpoint(sth, trust=self.trust, at_ms=sth.head.time_ms)
+            head = self._verified_head(rec.checkpoint)
         except RogatoryError as e:
             self._find("CHECKPOINT_SIGNATURE", rec.node_id, rec.sequence, position,
                        f"checkpoint does not verify: {e.code}")
@@ -170,6 +185,18 @@ class AuditVerifier:
         if claim is not None:
             self._compare_claim(rec.node_id, head.tree_size, head.root_hash, claim)
 
+    def _verified_head(self, signed: bytes) -> TreeHead:
+        """Parse and verify a signed tree head; the same exact bytes (a checkpoint that
+        receipts repeat) are verified once. Failures are not remembered."""
+        head = self._verified.get(signed)
+        if head is None:
+            sth = codec.decode_signed_tree_head(signed)
+            head = verify_checkpoint(sth, trust=self.trust, at_ms=sth.head.time_ms)
+            if len(self._verified) >= VERIFIED_CACHE:
+                del self._verified[next(iter(self._verified))]
+            self._verified[signed] = head
+        return head
+
     def _check_known_head(self, node: _NodeState, rec: AuditEssentials, position: str) -> None:
         known = self.known_heads.get(rec.node_id)
         if known is not None and node.tree.size == known.tree_size and (
@@ -181,34 +208,37 @@ class AuditVerifier:
     # -- cross-node reconciliation ----------------------------------------------------
 
     def _reconcile(self, rec: AuditEssentials, position: str) -> None:
-        et = rec.event_type
-        if et == "envelope.delivered" and rec.peer_tree_head:
+        node_id, _, _, et, envelope_id, peer, header_sha256, _, peer_tree_head = rec
+        if peer_tree_head and et == "envelope.delivered":
             self._claim(rec, position)
-        if not rec.envelope_id:
+        if not envelope_id:
             return
-        x = self._exchanges.setdefault(rec.envelope_id, _Exchange())
+        x = self._exchanges.get(envelope_id)
+        if x is None:
+            x = self._exchanges[envelope_id] = _Exchange()
         if et == "envelope.received":
+            sender, recipient = peer, node_id
             x.received = x.received or position
-            x.sender, x.recipient = x.sender or rec.peer, x.recipient or rec.node_id
         else:
-            x.sender, x.recipient = x.sender or rec.node_id, x.recipient or rec.peer
+            sender, recipient = node_id, peer
             if et == "envelope.sent":
                 x.sent = x.sent or position
             elif et == "envelope.delivered":
                 x.delivered = x.delivered or position
             else:
                 x.ended = True
-        if x.header_sha256 and rec.header_sha256 and x.header_sha256 != rec.header_sha256:
-            self._find("EXCHANGE_MISMATCH", rec.node_id, rec.sequence, position,
-                       f"envelope {rec.envelope_id.hex()} has another header digest here")
-        x.header_sha256 = x.header_sha256 or rec.header_sha256
+        x.sender, x.recipient = x.sender or sender, x.recipient or recipient
+        if not x.header_sha256:
+            x.header_sha256 = header_sha256
+        elif header_sha256 and x.header_sha256 != header_sha256:
+            self._find("EXCHANGE_MISMATCH", node_id, rec.sequence, position,
+                       f"envelope {envelope_id.hex()} has another header digest here")
         if x.sent and x.delivered and x.received:
-            del self._exchanges[rec.envelope_id]
+            del self._exchanges[envelope_id]
 
     def _claim(self, rec: AuditEssentials, position: str) -> None:
         try:
-            sth: SignedTreeHead = codec.decode_signed_tree_head(rec.peer_tree_head)
-            head = verify_checkpoint(sth, trust=self.trust, at_ms=sth.head.time_ms)
+            head = self._verified_head(rec.peer_tree_head)
         except RogatoryError as e:
             self._find("RECEIPT_TREE_HEAD_INVALID", rec.node_id, rec.sequence, position,
                        f"tree head in the receipt from {rec.peer} does not verify: {e.code}")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from broker.config import DeliveryPolicy, EnvelopeLimits
+from broker.config import DeliveryPolicy, EnvelopeLimits, LifecyclePolicy
 from broker.crypto import AtRestCipher, KemPrivateKey
 from broker.envelope import Signer
 from broker.policy import PolicySet
@@ -32,6 +32,7 @@ class NodeContext:
     clock: Clock
     limits: EnvelopeLimits = field(default_factory=EnvelopeLimits)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    lifecycle: LifecyclePolicy = field(default_factory=LifecyclePolicy)
     # Raises when the node must refuse new exchanges (e.g. the audit backlog is full).
     gate: Callable[[], None] = lambda: None
 

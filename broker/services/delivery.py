@@ -22,6 +22,7 @@ from broker.model import ReceiptStatus
 from broker.model.stored import OutboxItem, StoredMessage
 from broker.ports import Transport, WireChunk
 from broker.receipts import verify_receipt
+from broker.services.cases import Cases
 from broker.services.context import NodeContext, log
 from broker.wire import codec
 
@@ -158,8 +159,9 @@ class Delivery:
         delivered = dataclasses.replace(self._event(EventType.ENVELOPE_DELIVERED, msg),
                                         peer_tree_head=body.receiver_tree_head,
                                         recipients=(msg.peer,))
+        plan = await Cases(ctx).plan_receipt(msg, body.received_at_ms)
         await ctx.store.mark_delivered(item.envelope_id, codec.encode_receipt(receipt), status,
-                                       body.received_at_ms, delivered)
+                                       body.received_at_ms, delivered, changes=plan.changes)
         log.info("envelope.delivered", envelope_id=str(item.envelope_id), to=item.recipient,
                  receipt=status, attempts=item.attempts + 1)
 

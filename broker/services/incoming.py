@@ -30,6 +30,7 @@ from broker.model import Receipt, ReceiptStatus, SealedEnvelope, VerifiedEnvelop
 from broker.model.stored import StoredAttachment, StoredMessage
 from broker.ports import BlobSink, WireChunk
 from broker.receipts import issue_receipt
+from broker.services.cases import Cases, Plan
 from broker.services.context import NodeContext, log
 from broker.services.policy_gate import (
     Decided,
@@ -89,7 +90,8 @@ class Incoming:
                               template=template, message_type=h.message_type, payload=payload,
                               legal_basis=h.legal_basis,
                               obligations=[o.id for o in h.obligations])
-            return await self._store(verified, chunks, now, decision)
+            plan = await Cases(ctx).plan_incoming(verified, template, payload, now)
+            return await self._store(verified, chunks, now, decision, plan)
         except RogatoryError as e:
             await self._reject(e, envelope, verified, header_sha, peer_identity)
             raise
@@ -127,7 +129,7 @@ class Incoming:
         return template, payload
 
     async def _store(self, v: VerifiedEnvelope, chunks: AsyncIterator[WireChunk],
-                     now: int, decision: Decided) -> Accepted:
+                     now: int, decision: Decided, plan: Plan) -> Accepted:
         ctx = self.ctx
         writers: list[BlobSink] = []
         placed: list[str] = []
@@ -166,8 +168,10 @@ class Incoming:
             earlier = await ctx.store.record_incoming(
                 msg, codec.encode_receipt(receipt), "accepted",
                 dataclasses.replace(self._event(EventType.ENVELOPE_RECEIVED, v),
+                                    case_id=plan.changes[-1].request.case_id
+                                    if plan.changes else "",
                                     **audited(decision.decision)),
-                self._event(EventType.ENVELOPE_DUPLICATE, v))
+                self._event(EventType.ENVELOPE_DUPLICATE, v), changes=plan.changes)
             if earlier is not None:
                 raise _ConcurrentDuplicate(earlier)
         except _ConcurrentDuplicate as dup:

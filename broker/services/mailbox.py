@@ -62,7 +62,7 @@ class Mailbox:
         ctx = self.ctx
         m = await ctx.store.get_message(message_id)
         payload = ctx.at_rest.open("payload", message_id.raw, m.payload)
-        decision = await self._access(m, payload, actor=actor, justification=justification)
+        decision = await self.access(m, payload, actor=actor, justification=justification)
         header = codec.decode_header(m.header)
         atts = tuple(self._attachment_view(m, a) for a in m.attachments)
         delivery = await ctx.store.outbox_state(message_id) if m.direction == "out" else None
@@ -74,7 +74,7 @@ class Mailbox:
         return MessageView(m, payload, atts, header.sender_key_id, fingerprint(m.signature),
                            header.body_sha256.hex(), delivery)
 
-    async def _access(self, m: StoredMessage, payload: bytes, *, actor: str,
+    async def access(self, m: StoredMessage, payload: bytes, *, actor: str,
                       justification: str) -> Decided:
         """Local access is a policy decision too (LED Art. 25: justification logged)."""
         ctx = self.ctx
@@ -127,7 +127,7 @@ class Mailbox:
         if not found:
             raise NotFound(f"message {message_id} has no attachment {index}")
         a = found[0]
-        decision = await self._access(m, ctx.at_rest.open("payload", message_id.raw, m.payload),
+        decision = await self.access(m, ctx.at_rest.open("payload", message_id.raw, m.payload),
                                       actor=actor, justification=justification)
         rid = message_id.raw + index.to_bytes(4, "big")
         key = ctx.at_rest.open("attachment-key", rid, a.wrapped_key)

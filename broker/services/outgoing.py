@@ -9,6 +9,7 @@ and every retry, streams these bytes unchanged (no re-encryption, no nonce reuse
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -18,19 +19,30 @@ from typing import Any
 from broker.audit import AuditEvent, EventType
 from broker.crypto import StreamSealer, new_stream_key
 from broker.envelope import OutgoingAttachment, compose_envelope
-from broker.errors import MessageTooLarge, RogatoryError, StreamError, TemplateError
-from broker.model import AttachmentEntry, MessageId
+from broker.errors import (
+    MessageTooLarge,
+    RogatoryError,
+    StateError,
+    StreamError,
+    TemplateError,
+)
+from broker.lifecycle import Approval, Person, kind_for_message_type, rules
+from broker.model import AttachmentEntry, EvidenceCustody, MessageId
+from broker.model.cases import RequestRecord
 from broker.model.ids import is_node_id
 from broker.model.stored import StoredAttachment, StoredMessage
 from broker.ports import BlobSink
+from broker.services.cases import Cases, Placement
 from broker.services.context import NodeContext, log
 from broker.services.policy_gate import (
+    Decided,
     PolicyRefused,
     audited,
     decide,
     obligation_refs,
     obligations_json,
 )
+from broker.templating import Template
 from broker.wire import codec
 
 
@@ -39,6 +51,7 @@ class AttachmentSpec:
     filename: str
     media_type: str
     size: int
+    custody: EvidenceCustody | None = None   # chain of custody (index filled in on send)
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,9 @@ class SendRequest:
     declared: Mapping[str, Any] = field(default_factory=dict)
     action: str = "send"                       # or "onward_transfer" of received data
     carried_obligations: Sequence[str] = ()    # obligations the data arrived with
+    placement: Placement = field(default_factory=Placement)  # the case of a new request
+    draft: RequestRecord | None = None         # an approved draft being sent...
+    approval: Approval | None = None           # ...with both identities (four-eyes)
 
 
 @dataclass(frozen=True)
@@ -87,16 +103,20 @@ class Outgoing:
         except PolicyRefused:
             raise  # audited with the decision where it was taken
         except RogatoryError as e:
-            # Only values the node recognises reach the record: operator input may be
-            # anything (free text is never logged or audited).
-            templates = self.ctx.templates.templates()
-            types = {mt for t in templates for mt in t.message_types}
-            await self.ctx.store.audit(AuditEvent(
-                EventType.SEND_REFUSED, actor=actor, peer=req.to if is_node_id(req.to) else "",
-                message_type=req.message_type if req.message_type in types else "",
-                template_id=req.template_id if req.template_id in {t.id for t in templates}
-                else "", reason=e.code))
+            await self._refused(req, e, actor)
             raise
+
+    async def _refused(self, req: SendRequest, e: RogatoryError, actor: str) -> None:
+        # Only values the node recognises reach the record: operator input may be
+        # anything (free text is never logged or audited).
+        templates = self.ctx.templates.templates()
+        types = {mt for t in templates for mt in t.message_types}
+        await self.ctx.store.audit(AuditEvent(
+            EventType.SEND_REFUSED, actor=actor, peer=req.to if is_node_id(req.to) else "",
+            envelope_id=req.draft.request_id if req.draft is not None else None,
+            message_type=req.message_type if req.message_type in types else "",
+            template_id=req.template_id if req.template_id in {t.id for t in templates}
+            else "", reason=e.code))
 
     async def _send(self, req: SendRequest, chunks: AsyncIterator[tuple[int, bytes]],
                     *, actor: str) -> SentMessage:
@@ -108,48 +128,45 @@ class Outgoing:
             raise MessageTooLarge("payload exceeds the limit")
         if len(req.attachments) > ctx.limits.max_attachments:
             raise MessageTooLarge("too many attachments")
-        template = (ctx.templates.get(req.template_id, req.template_version)
-                    if req.template_id and req.template_version
-                    else ctx.templates.latest(req.template_id) if req.template_id
-                    else ctx.templates.default_for_message_type(req.message_type))
-        if req.message_type not in template.message_types:
-            raise TemplateError(f"template {template.id} does not serve message type "
-                                f"{req.message_type}", code="TEMPLATE_MISMATCH")
+        template = self._template(req)
         payload = parse_payload(req.payload)
         template.validate(payload)
-        try:
-            decision = decide(ctx, action=req.action, sender=ctx.node_id,
-                              recipient=recipient.node_id, template=template,
-                              message_type=req.message_type, payload=payload,
-                              legal_basis=req.legal_basis, declared=req.declared,
-                              obligations=req.carried_obligations)
-        except PolicyRefused as refused:
-            await ctx.store.audit(AuditEvent(
-                EventType.POLICY_DENIED, actor=actor, peer=recipient.node_id,
-                message_type=req.message_type, template_id=template.id,
-                template_version=template.version, reason=refused.code,
-                **audited(refused.decision)))
-            raise
+        decision = await self._decide(req, recipient.node_id, template, payload, actor)
         obligations = obligation_refs(decision.decision)
         ttl = req.ttl_ms or ctx.limits.default_ttl_ms
         ttl = min(ttl, ctx.limits.max_ttl_ms)
-        eid = MessageId.new()
+        eid = req.draft.request_id if req.draft is not None else MessageId.new()
+        plan = await Cases(ctx).plan_outgoing(
+            eid=eid, to=recipient.node_id, message_type=req.message_type, template=template,
+            payload=payload, in_reply_to=req.in_reply_to, placement=req.placement,
+            at_ms=now, actor=actor, approval=req.approval, draft=req.draft)
+        request_id = next((c.request.request_id for c in plan.changes if c.link == eid), eid)
         writers: list[BlobSink] = []
         placed: list[str] = []
         try:
-            prepared = await self._seal_attachments(eid, req.attachments, chunks, writers)
+            if req.draft is not None:  # sealed when drafted, kept with the draft
+                prepared = await self._drafted_attachments(req.draft.request_id)
+            else:
+                prepared = await self._seal_attachments(eid, req.attachments, chunks, writers)
             async for _extra in chunks:
                 raise StreamError("data beyond the declared attachments",
                                   code="ATTACHMENT_EXTRA")
+            custody = [dataclasses.replace(spec.custody, index=i, request_id=(
+                spec.custody.request_id or request_id)) for i, spec in enumerate(req.attachments)
+                if spec.custody is not None]
             sealed, header, body = compose_envelope(
                 signer=ctx.signer, trust=ctx.trust, sender=ctx.node_id, recipient=recipient.node_id,
                 message_type=req.message_type, template_id=template.id,
                 template_version=template.version, payload=req.payload, attachments=prepared,
                 now_ms=now, ttl_ms=ttl, envelope_id=eid, in_reply_to=req.in_reply_to,
                 legal_basis=decision.legal_basis, obligations=obligations,
-                policy_set_hash=bytes.fromhex(decision.decision.policy_set_hash))
+                policy_set_hash=bytes.fromhex(decision.decision.policy_set_hash),
+                case_reference=plan.case_reference, related_requests=plan.related,
+                custody=custody)
+            header_sha256 = hashlib.sha256(sealed.header).digest()
+            plan = plan.with_header(eid, header_sha256)
             stored_atts = []
-            for a, w in zip(prepared, writers, strict=True):
+            for a, w in zip(prepared if writers else (), writers, strict=True):
                 path = ctx.blobs.place(w, "out", eid.raw, a.entry.index)
                 placed.append(path)
                 stored_atts.append(self._stored_attachment(eid, a, path))
@@ -158,7 +175,7 @@ class Outgoing:
                 message_type=req.message_type, template_id=template.id,
                 template_version=template.version, created_at_ms=header.created_at_ms,
                 expires_at_ms=header.expires_at_ms, header=sealed.header,
-                signature=sealed.signature, header_sha256=hashlib.sha256(sealed.header).digest(),
+                signature=sealed.signature, header_sha256=header_sha256,
                 payload=ctx.at_rest.seal("payload", eid.raw, req.payload), status="pending",
                 stored_at_ms=now, attachments=tuple(stored_atts),
                 legal_basis=decision.legal_basis, obligations=obligations_json(obligations),
@@ -169,7 +186,8 @@ class Outgoing:
                 template_version=template.version, header_sha256=msg.header_sha256,
                 body_sha256=header.body_sha256, recipients=(recipient.node_id,),
                 attachment_sha256=tuple(a.entry.sha256 for a in prepared),
-                **audited(decision.decision)))
+                case_id=plan.changes[-1].request.case_id if plan.changes else "",
+                **audited(decision.decision)), changes=plan.changes)
         except BaseException:
             for w in writers:
                 w.discard()
@@ -179,6 +197,115 @@ class Outgoing:
         log.info("envelope.sent", envelope_id=str(eid), to=recipient.node_id,
                  message_type=req.message_type, attachments=len(prepared))
         return SentMessage(msg, header.attachments, tuple(a.filename for a in prepared))
+
+    async def draft(self, req: SendRequest, chunks: AsyncIterator[tuple[int, bytes]], *,
+                    drafter: Person) -> RequestRecord:
+        """Keep a request of a four-eyes kind (MLA, production) as a draft: validated
+        and decided by policy now, sent only when a different approver approves it.
+        Its attachments (e.g. a court order) are sealed now and kept, encrypted, with it."""
+        ctx = self.ctx
+        actor = f"person:{drafter.subject}"
+        try:
+            if len(req.attachments) > ctx.limits.max_attachments:
+                raise MessageTooLarge("too many attachments")
+            recipient = ctx.trust.node(req.to)
+            template = self._template(req)
+            payload = parse_payload(req.payload)
+            template.validate(payload)
+            kind = kind_for_message_type(req.message_type)
+            if not rules(kind).four_eyes:
+                raise StateError(f"a {kind} request is sent directly; it needs no approval",
+                                 code="NO_APPROVAL_NEEDED")
+            await self._decide(req, recipient.node_id, template, payload, actor)
+        except PolicyRefused:
+            raise
+        except RogatoryError as e:
+            await self._refused(req, e, actor)
+            raise
+        eid = MessageId.new()
+        sealed = ctx.at_rest.seal("draft", eid.raw, _draft_bytes(req, template))
+        writers: list[BlobSink] = []
+        placed: list[str] = []
+        try:
+            prepared = await self._seal_attachments(eid, req.attachments, chunks, writers)
+            async for _extra in chunks:
+                raise StreamError("data beyond the declared attachments",
+                                  code="ATTACHMENT_EXTRA")
+            stored = []
+            for a, w in zip(prepared, writers, strict=True):
+                placed.append(ctx.blobs.place(w, "out", eid.raw, a.entry.index))
+                stored.append(self._stored_attachment(eid, a, placed[-1]))
+            request = await Cases(ctx).draft(
+                eid=eid, to=recipient.node_id, message_type=req.message_type,
+                template=template, placement=req.placement, sealed_draft=sealed,
+                drafter=drafter.subject, actor=actor, attachments=tuple(stored))
+        except BaseException:
+            for w in writers:
+                w.discard()
+            for path in placed:
+                ctx.blobs.remove(path)
+            raise
+        log.info("request.drafted", request_id=str(eid), to=recipient.node_id,
+                 message_type=req.message_type)
+        return request
+
+    async def approve(self, request_id: MessageId, *, approver: Person) -> SentMessage:
+        """Four-eyes: a different person with the approver role approves a draft, which
+        is sent at once; the request records both identities (refusals are audited)."""
+        ctx = self.ctx
+        request = await ctx.store.get_request(request_id)
+        draft = json.loads(ctx.at_rest.open("draft", request_id.raw,
+                                            await ctx.store.get_draft(request_id)))
+        req = SendRequest(
+            to=request.peer, message_type=request.message_type,
+            payload=draft["payload"].encode(), template_id=request.template_id,
+            template_version=request.template_version, ttl_ms=int(draft["ttl_ms"]),
+            legal_basis=draft["legal_basis"], declared=draft["declared"],
+            placement=Placement(case_id=request.case_id,
+                                follows=tuple(MessageId.parse(f) for f in draft["follows"])),
+            draft=request, approval=Approval.of(approver, request.drafter))
+        sent = await self.send(req, _no_chunks(), actor=f"person:{approver.subject}")
+        log.info("request.approved", request_id=str(request_id))
+        return sent
+
+    async def _decide(self, req: SendRequest, recipient: str, template: Template,
+                      payload: dict[str, Any], actor: str) -> Decided:
+        """The policy decision for this transfer; a refusal is audited with it."""
+        try:
+            return decide(self.ctx, action=req.action, sender=self.ctx.node_id,
+                          recipient=recipient, template=template,
+                          message_type=req.message_type, payload=payload,
+                          legal_basis=req.legal_basis, declared=req.declared,
+                          obligations=req.carried_obligations)
+        except PolicyRefused as refused:
+            await self.ctx.store.audit(AuditEvent(
+                EventType.POLICY_DENIED, actor=actor, peer=recipient,
+                message_type=req.message_type, template_id=template.id,
+                template_version=template.version, reason=refused.code,
+                **audited(refused.decision)))
+            raise
+
+    async def _drafted_attachments(self, request_id: MessageId) -> list[OutgoingAttachment]:
+        out = []
+        for a in await self.ctx.store.draft_attachments(request_id):
+            rid = request_id.raw + a.index.to_bytes(4, "big")
+            out.append(OutgoingAttachment(
+                entry=AttachmentEntry(index=a.index, size=a.size, sha256=a.sha256,
+                                      chunk_size=a.chunk_size, media_type=a.media_type),
+                key=self.ctx.at_rest.open("attachment-key", rid, a.wrapped_key),
+                filename=self.ctx.at_rest.open("filename", rid, a.filename).decode()))
+        return out
+
+    def _template(self, req: SendRequest) -> Template:
+        ctx = self.ctx
+        template = (ctx.templates.get(req.template_id, req.template_version)
+                    if req.template_id and req.template_version
+                    else ctx.templates.latest(req.template_id) if req.template_id
+                    else ctx.templates.default_for_message_type(req.message_type))
+        if req.message_type not in template.message_types:
+            raise TemplateError(f"template {template.id} does not serve message type "
+                                f"{req.message_type}", code="TEMPLATE_MISMATCH")
+        return template
 
     def _stored_attachment(self, eid: MessageId, a: OutgoingAttachment,
                            path: str) -> StoredAttachment:
@@ -224,6 +351,20 @@ class Outgoing:
                                       media_type=spec.media_type or "application/octet-stream"),
                 key=key, filename=spec.filename))
         return out
+
+
+def _draft_bytes(req: SendRequest, template: Template) -> bytes:
+    """What a draft keeps until approval (sealed at rest: it holds the payload)."""
+    return json.dumps({
+        "payload": req.payload.decode(), "ttl_ms": req.ttl_ms, "legal_basis": req.legal_basis,
+        "declared": dict(req.declared), "template": [template.id, template.version],
+        "follows": [str(f) for f in req.placement.follows],
+    }, sort_keys=True).encode()
+
+
+async def _no_chunks() -> AsyncIterator[tuple[int, bytes]]:
+    return
+    yield
 
 
 def _absorb(sealer: StreamSealer, digest: Any, writer: BlobSink, plaintext: bytes) -> None:

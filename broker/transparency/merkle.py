@@ -10,6 +10,8 @@ import hashlib
 from collections.abc import Sequence
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+_LEAF_PREFIX = hashlib.sha256(b"\x00")    # copied per hash: cheaper than concatenating
+_NODE_PREFIX = hashlib.sha256(b"\x01")
 
 
 class ProofError(ValueError):
@@ -17,11 +19,16 @@ class ProofError(ValueError):
 
 
 def hash_leaf(data: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + data).digest()
+    h = _LEAF_PREFIX.copy()
+    h.update(data)
+    return h.digest()
 
 
 def hash_children(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
+    h = _NODE_PREFIX.copy()
+    h.update(left)
+    h.update(right)
+    return h.digest()
 
 
 def _split(n: int) -> int:
@@ -139,21 +146,23 @@ def verify_consistency(  # noqa: PLR0912 - RFC 9162 Sec. 2.1.4.2, step by step
 
 class CompactRange:
     """The right edge of a growing tree: O(log n) hashes, for appending and roots in
-    constant memory (an auditor replays millions of records through one of these)."""
+    constant memory (an auditor replays millions of records through one of these).
+
+    The edge holds one perfect subtree per set bit of `size`, largest first, so an
+    append merges as many subtrees as `size` has trailing one bits."""
 
     __slots__ = ("_nodes", "size")
 
     def __init__(self) -> None:
-        self._nodes: list[tuple[int, bytes]] = []   # (height, hash), heights decreasing
+        self._nodes: list[bytes] = []   # subtree roots, heights decreasing
         self.size = 0
 
     def append(self, leaf_hash: bytes) -> None:
-        height, h = 0, leaf_hash
-        while self._nodes and self._nodes[-1][0] == height:
-            _, left = self._nodes.pop()
-            h = hash_children(left, h)
-            height += 1
-        self._nodes.append((height, h))
+        nodes, n, h = self._nodes, self.size, leaf_hash
+        while n & 1:
+            h = hash_children(nodes.pop(), h)
+            n >>= 1
+        nodes.append(h)
         self.size += 1
 
     def copy(self) -> CompactRange:
@@ -165,7 +174,7 @@ class CompactRange:
     def root(self) -> bytes:
         if not self._nodes:
             return EMPTY_ROOT
-        h = self._nodes[-1][1]
-        for _, left in reversed(self._nodes[:-1]):
+        h = self._nodes[-1]
+        for left in reversed(self._nodes[:-1]):
             h = hash_children(left, h)
         return h

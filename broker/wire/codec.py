@@ -294,15 +294,22 @@ def decode_audit_essentials(data: bytes) -> AuditEssentials:
     """What the auditor checks, from exact bytes; strict like every signed-log parse
     (no unknown fields, canonical encoding) but without building the full record."""
     try:
-        m = audit_pb2.AuditRecord.FromString(data)
+        m = _audit_record_from(data)
     except DecodeError as e:
         raise MalformedMessage("audit record is not a valid protobuf message") from e
-    if len(UnknownFieldSet(m)) or m.SerializeToString(deterministic=True) != data:
+    # `deterministic` only orders map entries, and an AuditRecord has no maps: the plain
+    # serialization is the canonical one, without the cost of parsing a keyword argument.
+    if m.SerializeToString() != data or len(UnknownFieldSet(m)):
         raise MalformedMessage("audit record is not canonically encoded", code="NON_CANONICAL")
-    return AuditEssentials(m.node_id, m.sequence, m.prev_hash, m.event_type, m.envelope_id,
-                           m.peer, m.header_sha256,
-                           _encode(m.checkpoint) if m.HasField("checkpoint") else b"",
-                           m.peer_tree_head)
+    # tuple.__new__: the NamedTuple's own __new__ is a Python frame per record
+    return _new_essentials(AuditEssentials, (
+        m.node_id, m.sequence, m.prev_hash, m.event_type, m.envelope_id, m.peer,
+        m.header_sha256, _encode(m.checkpoint) if m.HasField("checkpoint") else b"",
+        m.peer_tree_head))
+
+
+_audit_record_from = audit_pb2.AuditRecord.FromString
+_new_essentials = tuple.__new__
 
 
 def decode_audit_record(data: bytes) -> dict[str, object]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import tempfile
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -11,8 +14,12 @@ import grpc
 from broker.adapters.grpc.auth import Operator, current_operator
 from broker.adapters.grpc.status import REASON_KEY, status_for
 from broker.errors import MalformedMessage, RogatoryError, Unauthenticated
-from broker.model import MessageId
+from broker.lifecycle import Event, Kind, Side, State, allowed_events
+from broker.model import EvidenceCustody, MessageId
+from broker.model.cases import CaseRecord, DeadlineRecord, RequestRecord
 from broker.model.stored import StoredMessage
+from broker.services.cases import Cases, Placement
+from broker.services.cases import export as export_case
 from broker.services.context import NodeContext
 from broker.services.forwarding import Forwarding
 from broker.services.mailbox import Mailbox
@@ -85,11 +92,27 @@ def summary(m: StoredMessage, attachment_count: int) -> op.MessageSummary:
         expires_at_ms=m.expires_at_ms, attachment_count=attachment_count)
 
 
+def _custody(a: op.AttachmentMeta) -> EvidenceCustody | None:
+    if not (a.acquired_by or a.acquired_at_ms or a.method or a.source or a.request_reference):
+        return None
+    return EvidenceCustody(index=0, acquired_by=a.acquired_by, acquired_at_ms=a.acquired_at_ms,
+                           method=a.method, source=a.source,
+                           request_reference=a.request_reference)
+
+
+def _deadline_info(d: DeadlineRecord, case_id: str, peer: str, side: str) -> op.DeadlineInfo:
+    return op.DeadlineInfo(request_id=str(d.request_id), case_id=case_id, name=d.name,
+                           kind=d.kind, basis=d.basis, verification=d.verification,
+                           started_at_ms=d.started_at_ms, due_at_ms=d.due_at_ms,
+                           status=d.status, peer=peer, side=side)
+
+
 class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     def __init__(self, ctx: NodeContext, *, on_sent: Callable[[], None]) -> None:
         self.ctx = ctx
         self.outgoing = Outgoing(ctx)
         self.mailbox = Mailbox(ctx)
+        self.cases = Cases(ctx)
         self.on_sent = on_sent
 
     async def Send(self, request_iterator: AsyncIterator[op.SendFrame],
@@ -100,14 +123,20 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             if first is None or first.WhichOneof("frame") != "header":
                 raise MalformedMessage("a send starts with its header")
             h = first.header
+            to = h.to
+            if not to and h.in_reply_to:  # an answer goes to the request's peer
+                request = await self.ctx.store.request_of_message(MessageId(h.in_reply_to))
+                to = request.peer if request is not None else ""
             req = SendRequest(
-                to=h.to, message_type=h.message_type, payload=h.payload,
+                to=to, message_type=h.message_type, payload=h.payload,
                 template_id=h.template_id, template_version=h.template_version,
-                attachments=[AttachmentSpec(a.filename, a.media_type, a.size)
+                attachments=[AttachmentSpec(a.filename, a.media_type, a.size, _custody(a))
                              for a in h.attachments],
                 ttl_ms=h.ttl_seconds * 1000,
                 in_reply_to=MessageId(h.in_reply_to) if h.in_reply_to else None,
-                legal_basis=h.legal_basis, declared=_declarations(h.declarations))
+                legal_basis=h.legal_basis, declared=_declarations(h.declarations),
+                placement=Placement(case_id=h.case_id, case_reference=h.case_reference,
+                                    follows=tuple(MessageId(f) for f in h.follows)))
 
             async def pieces() -> AsyncIterator[tuple[int, bytes]]:
                 async for frame in request_iterator:
@@ -115,12 +144,133 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                         raise MalformedMessage("a second header in one send")
                     yield frame.chunk.attachment_index, frame.chunk.data
 
+            if h.draft:
+                request = await self.outgoing.draft(req, pieces(), drafter=operator)
+                return op.SendResult(request=await self._request_summary(request))
             sent = await self.outgoing.send(req, pieces(), actor=operator.actor)
+            result = await self._sent_with_request(sent)
         except RogatoryError as e:
             await _fail(context, e)
             raise AssertionError("unreachable") from e
         self.on_sent()
-        return _sent_result(sent)
+        return result
+
+    async def _sent_with_request(self, sent: SentMessage) -> op.SendResult:
+        result = _sent_result(sent)
+        request = await self.ctx.store.request_of_message(sent.message.envelope_id)
+        if request is not None:
+            result.request.CopyFrom(await self._request_summary(request))
+        return result
+
+    async def _request_summary(self, r: RequestRecord) -> op.RequestSummary:
+        return op.RequestSummary(
+            request_id=str(r.request_id), case_id=r.case_id, side=r.side, kind=r.kind,
+            state=r.state, peer=r.peer, message_type=r.message_type,
+            template_id=r.template_id, opened_at_ms=r.opened_at_ms,
+            updated_at_ms=r.updated_at_ms, drafter=r.drafter, approver=r.approver,
+            peer_reference=self.cases.peer_reference(r),
+            allowed_events=sorted(allowed_events(State(r.state), side=Side(r.side),
+                                                 kind=Kind(r.kind))))
+
+    async def _case_summary(self, case: CaseRecord) -> op.CaseSummary:
+        requests = await self.ctx.store.list_requests(case.case_id)
+        return op.CaseSummary(case_id=case.case_id, reference=self.cases.reference(case),
+                              opened_at_ms=case.opened_at_ms,
+                              requests=[await self._request_summary(r) for r in requests])
+
+    async def Approve(self, request: op.RequestRef,
+                      context: grpc.aio.ServicerContext[Any, Any]) -> op.SendResult:
+        try:
+            operator = _operator(SENDERS)
+            sent = await self.outgoing.approve(MessageId.parse(request.request_id),
+                                               approver=operator)
+            result = await self._sent_with_request(sent)
+        except RogatoryError as e:
+            await _fail(context, e)
+            raise AssertionError("unreachable") from e
+        self.on_sent()
+        return result
+
+    async def RecordStep(self, request: op.StepRequest,
+                         context: grpc.aio.ServicerContext[Any, Any]) -> op.RequestSummary:
+        try:
+            operator = _operator(SENDERS)
+            try:
+                event = Event(request.event)
+            except ValueError as e:
+                raise MalformedMessage(f"unknown lifecycle event {request.event!r}") from e
+            record = await self.cases.record(MessageId.parse(request.request_id), event,
+                                             actor=operator.actor)
+            return await self._request_summary(record)
+        except RogatoryError as e:
+            await _fail(context, e)
+            raise AssertionError("unreachable") from e
+
+    async def ListCases(self, request: op.CaseQuery,
+                        context: grpc.aio.ServicerContext[Any, Any]) -> op.CaseList:
+        try:
+            _operator(READERS)
+            cases = await self.ctx.store.list_cases(request.limit or 100)
+            return op.CaseList(cases=[await self._case_summary(c) for c in cases])
+        except RogatoryError as e:
+            await _fail(context, e)
+            raise AssertionError("unreachable") from e
+
+    async def GetCase(self, request: op.CaseRef,
+                      context: grpc.aio.ServicerContext[Any, Any]) -> op.CaseDetail:
+        try:
+            _operator(READERS)
+            case = await self.ctx.store.get_case(request.case_id)
+            summary_ = await self._case_summary(case)
+            details = []
+            for r in summary_.requests:
+                rid = MessageId.parse(r.request_id)
+                steps = await self.ctx.store.request_steps(rid)
+                deadlines = await self.ctx.store.deadlines(rid)
+                messages = await self.ctx.store.request_messages(rid)
+                details.append(op.RequestDetail(
+                    request=r,
+                    steps=[op.StepInfo(at_ms=st.at_ms, event=st.event, source=st.source,
+                                       target=st.target, actor=st.actor,
+                                       message_id=str(st.envelope_id or ""))
+                           for st in steps],
+                    deadlines=[_deadline_info(d, r.case_id, r.peer, r.side) for d in deadlines],
+                    message_ids=[str(m) for m in messages]))
+            return op.CaseDetail(case=summary_, requests=details)
+        except RogatoryError as e:
+            await _fail(context, e)
+            raise AssertionError("unreachable") from e
+
+    async def ExportCase(self, request: op.CaseRef,
+                         context: grpc.aio.ServicerContext[Any, Any]
+                         ) -> AsyncIterator[op.AttachmentData]:
+        try:
+            operator = _operator(READERS)
+            folder = self.ctx.blobs.root.parent / "exports"
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=folder) as tmp:
+                out = Path(tmp) / "bundle.zip"
+                await export_case(self.ctx, request.case_id, out, actor=operator.actor,
+                                  justification=_justification(context))
+                with open(out, "rb") as fh:  # noqa: ASYNC230 - reads go to a thread
+                    while piece := await asyncio.to_thread(fh.read, STREAM_PIECE):
+                        yield op.AttachmentData(data=piece)
+        except RogatoryError as e:
+            await _fail(context, e)
+
+    async def ListDeadlines(self, request: op.DeadlineQuery,
+                            context: grpc.aio.ServicerContext[Any, Any]) -> op.DeadlineList:
+        try:
+            _operator(READERS)
+            horizon = self.ctx.clock() + max(request.within_ms, 0)
+            out = []
+            for d in await self.ctx.store.deadlines(due_before_ms=horizon):
+                r = await self.ctx.store.get_request(d.request_id)
+                out.append(_deadline_info(d, r.case_id, r.peer, r.side))
+            return op.DeadlineList(deadlines=out)
+        except RogatoryError as e:
+            await _fail(context, e)
+            raise AssertionError("unreachable") from e
 
     async def ListMessages(self, request: op.ListRequest,
                            context: grpc.aio.ServicerContext[Any, Any]) -> op.MessageList:

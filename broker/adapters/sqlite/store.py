@@ -20,8 +20,15 @@ from typing import Any, TypeVar
 from broker.audit import AuditEvent
 from broker.audit.journal import Journal
 from broker.envelope import Signer
-from broker.errors import NotFound, ReplayDetected
+from broker.errors import NotFound, ReplayDetected, StateError
 from broker.model import MessageId
+from broker.model.cases import (
+    CaseRecord,
+    DeadlineRecord,
+    LifecycleChange,
+    RequestRecord,
+    StepRecord,
+)
 from broker.model.stored import OutboxItem, StoredAttachment, StoredMessage
 
 T = TypeVar("T")
@@ -69,9 +76,71 @@ CREATE TABLE IF NOT EXISTS outbox (
   attempts INTEGER NOT NULL DEFAULT 0,
   next_attempt_ms INTEGER NOT NULL,
   expires_at_ms INTEGER NOT NULL,
-  last_error TEXT NOT NULL DEFAULT ''
+  last_error TEXT NOT NULL DEFAULT '',
+  request_id BLOB NOT NULL DEFAULT x'',   -- messages of one request go out in order
+  seq INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_ms);
+CREATE INDEX IF NOT EXISTS outbox_request ON outbox (request_id, seq);
+CREATE TABLE IF NOT EXISTS cases (
+  case_id TEXT PRIMARY KEY,
+  reference BLOB NOT NULL,               -- sealed at rest
+  opened_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS requests (
+  request_id BLOB PRIMARY KEY,
+  case_id TEXT NOT NULL REFERENCES cases (case_id),
+  side TEXT NOT NULL CHECK (side IN ('requesting', 'executing')),
+  kind TEXT NOT NULL,
+  state TEXT NOT NULL,
+  peer TEXT NOT NULL,
+  message_type TEXT NOT NULL,
+  template_id TEXT NOT NULL,
+  template_version TEXT NOT NULL,
+  header_sha256 BLOB NOT NULL,
+  opened_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  peer_reference BLOB NOT NULL,          -- sealed at rest
+  drafter TEXT NOT NULL,
+  approver TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS requests_case ON requests (case_id);
+CREATE TABLE IF NOT EXISTS request_messages (
+  envelope_id BLOB PRIMARY KEY,
+  request_id BLOB NOT NULL REFERENCES requests (request_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS request_steps (
+  request_id BLOB NOT NULL REFERENCES requests (request_id),
+  seq INTEGER NOT NULL,
+  at_ms INTEGER NOT NULL,
+  event TEXT NOT NULL,
+  source TEXT NOT NULL,
+  target TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  envelope_id BLOB,
+  PRIMARY KEY (request_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deadlines (
+  request_id BLOB NOT NULL REFERENCES requests (request_id),
+  name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  basis TEXT NOT NULL,
+  verification TEXT NOT NULL,
+  value TEXT NOT NULL,
+  starts TEXT NOT NULL,
+  extends TEXT NOT NULL,
+  started_at_ms INTEGER NOT NULL,
+  due_at_ms INTEGER NOT NULL,
+  approaching_at_ms INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  raised TEXT NOT NULL,
+  PRIMARY KEY (request_id, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deadlines_open ON deadlines (status, approaching_at_ms);
+CREATE TABLE IF NOT EXISTS drafts (
+  request_id BLOB PRIMARY KEY REFERENCES requests (request_id),
+  draft BLOB NOT NULL                    -- sealed at rest: what the drafter prepared
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS receipts (
   direction TEXT NOT NULL,
   envelope_id BLOB NOT NULL,
@@ -136,15 +205,19 @@ class NodeStore:
             raise RuntimeError("store is not open")
         return self._db
 
-    def _tx(self, fn: Callable[[sqlite3.Connection], T], events: Sequence[AuditEvent], *,
-            checkpoint: bool = False) -> T:
-        """Run `fn` and append `events` (and a checkpoint when due) in one transaction."""
+    def _tx(self, fn: Callable[[sqlite3.Connection], T], events: Sequence[AuditEvent],
+            late: Sequence[AuditEvent] = (), *, checkpoint: bool = False) -> T:
+        """Run `fn` and append `events` (and a checkpoint when due) in one transaction.
+
+        `late` is read after `fn` ran: events that `fn` decides on (e.g. optional steps).
+        """
         db = self.db
         mark = self.journal.mark()
         db.execute("BEGIN IMMEDIATE")
         try:
             result = fn(db)
-            entries = [self.journal.append(event, self._clock()) for event in events]
+            entries = [self.journal.append(event, self._clock())
+                       for event in (*events, *late)]
             if self.journal.due() or (checkpoint and self.journal.has_unsigned()):
                 entries.append(self.journal.checkpoint(self._clock()))
                 db.execute("INSERT INTO meta (key, value) VALUES ('last_checkpoint', ?) "
@@ -203,19 +276,31 @@ class NodeStore:
 
     # -- messages -----------------------------------------------------------------------
 
-    async def record_outgoing(self, msg: StoredMessage, envelope: bytes,
-                              event: AuditEvent) -> None:
-        """Store an outgoing message and its outbox entry in one transaction."""
+    async def record_outgoing(self, msg: StoredMessage, envelope: bytes, event: AuditEvent, *,
+                              changes: Sequence[LifecycleChange] = ()) -> None:
+        """Store an outgoing message, its outbox entry and the lifecycle steps it takes,
+        in one transaction. Messages of one request leave in the order they were stored."""
+        request = next((c.request.request_id.raw for c in changes if c.link == msg.envelope_id),
+                       b"")
+        applied: list[AuditEvent] = []
+
         def w(db: sqlite3.Connection) -> None:
             self._insert_message(db, msg)
+            seq = int(db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE "
+                                 "request_id = ?", (request,)).fetchone()[0]) if request else 0
             db.execute(
                 "INSERT INTO outbox (envelope_id, recipient, envelope, state, attempts, "
-                "next_attempt_ms, expires_at_ms) VALUES (?, ?, ?, 'pending', 0, ?, ?)",
-                (msg.envelope_id.raw, msg.peer, envelope, msg.stored_at_ms, msg.expires_at_ms))
-        await self._run(self._tx, w, [event])
+                "next_attempt_ms, expires_at_ms, request_id, seq) "
+                "VALUES (?, ?, ?, 'pending', 0, ?, ?, ?, ?)",
+                (msg.envelope_id.raw, msg.peer, envelope, msg.stored_at_ms, msg.expires_at_ms,
+                 request, seq))
+            applied.extend(self._apply(db, changes))
+        await self._run(self._tx, w, [event], applied)
 
     async def record_incoming(self, msg: StoredMessage, receipt: bytes, receipt_status: str,
-                              event: AuditEvent, duplicate: AuditEvent) -> bytes | None:
+                              event: AuditEvent, duplicate: AuditEvent, *,
+                              changes: Sequence[LifecycleChange] = ()) -> bytes | None:
+        applied: list[AuditEvent] = []
         """Store an accepted incoming message with the receipt we issued for it.
 
         If a concurrent delivery of the same envelope committed first, nothing is stored,
@@ -239,6 +324,7 @@ class NodeStore:
             db.execute("INSERT INTO receipts (direction, envelope_id, receipt, status, "
                        "received_at_ms) VALUES ('in', ?, ?, ?, ?)",
                        (msg.envelope_id.raw, receipt, receipt_status, msg.stored_at_ms))
+            applied.extend(self._apply(db, changes))
 
         def run() -> bytes | None:
             # The store thread serialises transactions, so check-then-insert is atomic.
@@ -246,7 +332,7 @@ class NodeStore:
             if found is not None:
                 self._tx(lambda db: None, [duplicate])
                 return found
-            self._tx(w, [event])
+            self._tx(w, [event], applied)
             return None
 
         return await self._run(run)
@@ -262,11 +348,16 @@ class NodeStore:
              m.template_version, m.created_at_ms, m.expires_at_ms, m.header, m.signature,
              m.header_sha256, m.payload, m.status, m.stored_at_ms, m.legal_basis,
              m.obligations, m.body))
-        for a in m.attachments:
+        NodeStore._insert_attachments(db, m.direction, m.envelope_id, m.attachments)
+
+    @staticmethod
+    def _insert_attachments(db: sqlite3.Connection, direction: str, envelope_id: MessageId,
+                            attachments: Sequence[StoredAttachment]) -> None:
+        for a in attachments:
             db.execute(
                 "INSERT INTO attachments (direction, envelope_id, idx, size, sha256, chunk_size,"
                 " media_type, filename, wrapped_key, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (m.direction, m.envelope_id.raw, a.index, a.size, a.sha256, a.chunk_size,
+                (direction, envelope_id.raw, a.index, a.size, a.sha256, a.chunk_size,
                  a.media_type, a.filename, a.wrapped_key, a.path))
 
     async def find_incoming(self, envelope_id: MessageId) -> tuple[str, bytes, bytes] | None:
@@ -335,8 +426,10 @@ class NodeStore:
                          exclude: Sequence[bytes] = ()) -> list[OutboxItem]:
         def q() -> list[OutboxItem]:
             rows = self.db.execute(
-                "SELECT envelope_id, recipient, envelope, attempts, expires_at_ms FROM outbox "
-                "WHERE state = 'pending' AND next_attempt_ms <= ? ORDER BY next_attempt_ms "
+                "SELECT envelope_id, recipient, envelope, attempts, expires_at_ms FROM outbox o "
+                "WHERE state = 'pending' AND next_attempt_ms <= ? AND (request_id = x'' OR "
+                "NOT EXISTS (SELECT 1 FROM outbox p WHERE p.request_id = o.request_id AND "
+                "p.state = 'pending' AND p.seq < o.seq)) ORDER BY next_attempt_ms "
                 "LIMIT ?", (now_ms, limit + len(exclude))).fetchall()
             skip = set(exclude)
             return [OutboxItem(MessageId(bytes(r[0])), str(r[1]), bytes(r[2]), int(r[3]),
@@ -351,8 +444,12 @@ class NodeStore:
         return await self._run(q)
 
     async def mark_delivered(self, envelope_id: MessageId, receipt: bytes, status: str,
-                             received_at_ms: int, event: AuditEvent) -> None:
+                             received_at_ms: int, event: AuditEvent, *,
+                             changes: Sequence[LifecycleChange] = ()) -> None:
+        applied: list[AuditEvent] = []
+
         def w(db: sqlite3.Connection) -> None:
+            applied.extend(self._apply(db, changes))
             db.execute("UPDATE outbox SET state = 'delivered', attempts = attempts + 1, "
                        "last_error = '' WHERE envelope_id = ?", (envelope_id.raw,))
             db.execute("UPDATE messages SET status = 'delivered' WHERE direction = 'out' AND "
@@ -360,7 +457,7 @@ class NodeStore:
             db.execute("INSERT OR REPLACE INTO receipts (direction, envelope_id, receipt, "
                        "status, received_at_ms) VALUES ('out', ?, ?, ?, ?)",
                        (envelope_id.raw, receipt, status, received_at_ms))
-        await self._run(self._tx, w, [event])
+        await self._run(self._tx, w, [event], applied)
 
     async def mark_retry(self, envelope_id: MessageId, next_attempt_ms: int, error: str,
                          event: AuditEvent) -> None:
@@ -387,6 +484,199 @@ class NodeStore:
             return None if row is None else (str(row[0]), int(row[1]), str(row[2]))
         return await self._run(q)
 
+    # -- cases and requests -------------------------------------------------------------
+
+    def _apply(self, db: sqlite3.Connection,
+               changes: Sequence[LifecycleChange]) -> list[AuditEvent]:
+        """Apply lifecycle changes inside the caller's transaction; their audit events."""
+        events: list[AuditEvent] = []
+        for c in changes:
+            r = c.request
+            rid = r.request_id.raw
+            row = db.execute("SELECT state FROM requests WHERE request_id = ?",
+                             (rid,)).fetchone()
+            current = None if row is None else str(row[0])
+            if current != c.expected_state:
+                if c.optional:
+                    continue
+                raise RequestConflict(
+                    f"request {r.request_id} is {current or 'unknown'}, not "
+                    f"{c.expected_state or 'new'}: it moved on concurrently")
+            if c.case is not None:
+                db.execute("INSERT INTO cases (case_id, reference, opened_at_ms) VALUES "
+                           "(?, ?, ?)", (c.case.case_id, c.case.reference, c.case.opened_at_ms))
+            db.execute(
+                "INSERT INTO requests (request_id, case_id, side, kind, state, peer, "
+                "message_type, template_id, template_version, header_sha256, opened_at_ms, "
+                "updated_at_ms, peer_reference, drafter, approver) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (request_id) DO UPDATE SET state = excluded.state, "
+                "header_sha256 = excluded.header_sha256, updated_at_ms = excluded.updated_at_ms,"
+                " peer_reference = excluded.peer_reference, drafter = excluded.drafter, "
+                "approver = excluded.approver",
+                (rid, r.case_id, r.side, r.kind, r.state, r.peer, r.message_type, r.template_id,
+                 r.template_version, r.header_sha256, r.opened_at_ms, r.updated_at_ms,
+                 r.peer_reference, r.drafter, r.approver))
+            if c.link is not None:
+                db.execute("INSERT OR IGNORE INTO request_messages (envelope_id, request_id) "
+                           "VALUES (?, ?)", (c.link.raw, rid))
+            for st in c.steps:
+                db.execute(
+                    "INSERT INTO request_steps (request_id, seq, at_ms, event, source, target, "
+                    "actor, envelope_id) VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM "
+                    "request_steps WHERE request_id = ?), ?, ?, ?, ?, ?, ?)",
+                    (rid, rid, st.at_ms, st.event, st.source, st.target, st.actor,
+                     st.envelope_id.raw if st.envelope_id else None))
+            if c.stop_all:
+                db.execute("UPDATE deadlines SET status = 'stopped' WHERE request_id = ? AND "
+                           "status IN ('pending', 'running', 'approaching')", (rid,))
+            for name in c.stop:
+                db.execute("UPDATE deadlines SET status = CASE status WHEN 'passed' THEN "
+                           "'met_late' ELSE 'met' END WHERE request_id = ? AND name = ? AND "
+                           "status IN ('running', 'approaching', 'passed')", (rid, name))
+            for d in c.start:
+                db.execute(
+                    "INSERT OR REPLACE INTO deadlines (request_id, name, kind, basis, "
+                    "verification, value, starts, extends, started_at_ms, due_at_ms, "
+                    "approaching_at_ms, status, raised) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (rid, d.name, d.kind, d.basis, d.verification, d.value, d.starts,
+                     d.extends, d.started_at_ms, d.due_at_ms, d.approaching_at_ms, d.status,
+                     d.raised))
+            if c.draft is not None:
+                db.execute("INSERT INTO drafts (request_id, draft) VALUES (?, ?)",
+                           (rid, c.draft))
+                self._insert_attachments(db, "out", r.request_id, c.draft_attachments)
+            if c.drop_draft:
+                db.execute("DELETE FROM drafts WHERE request_id = ?", (rid,))
+            events.extend(c.events)
+        return events
+
+    async def apply_changes(self, changes: Sequence[LifecycleChange],
+                            *events: AuditEvent) -> None:
+        """Lifecycle steps that change nothing else (approve, begin execution, expire...)."""
+        applied: list[AuditEvent] = []
+
+        def w(db: sqlite3.Connection) -> None:
+            applied.extend(self._apply(db, changes))
+        await self._run(self._tx, w, events, applied)
+
+    async def get_request(self, request_id: MessageId) -> RequestRecord:
+        def q() -> RequestRecord:
+            row = self.db.execute(f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE "  # noqa: S608
+                                  "request_id = ?", (request_id.raw,)).fetchone()
+            if row is None:
+                raise NotFound(f"no request {request_id}")
+            return _request(row)
+        return await self._run(q)
+
+    async def request_of_message(self, envelope_id: MessageId) -> RequestRecord | None:
+        """The request a message belongs to (a request is its own first message)."""
+        def q() -> RequestRecord | None:
+            row = self.db.execute(
+                f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE request_id = (SELECT "  # noqa: S608
+                "request_id FROM request_messages WHERE envelope_id = ?) OR request_id = ? "
+                "LIMIT 1", (envelope_id.raw, envelope_id.raw)).fetchone()
+            return None if row is None else _request(row)
+        return await self._run(q)
+
+    async def get_case(self, case_id: str) -> CaseRecord:
+        def q() -> CaseRecord:
+            row = self.db.execute("SELECT case_id, reference, opened_at_ms FROM cases WHERE "
+                                  "case_id = ?", (case_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no case {case_id}")
+            return CaseRecord(str(row[0]), bytes(row[1]), int(row[2]))
+        return await self._run(q)
+
+    async def list_cases(self, limit: int) -> list[CaseRecord]:
+        def q() -> list[CaseRecord]:
+            return [CaseRecord(str(r[0]), bytes(r[1]), int(r[2])) for r in self.db.execute(
+                "SELECT case_id, reference, opened_at_ms FROM cases ORDER BY opened_at_ms "
+                "DESC, case_id LIMIT ?", (limit,))]
+        return await self._run(q)
+
+    async def list_requests(self, case_id: str | None = None) -> list[RequestRecord]:
+        def q() -> list[RequestRecord]:
+            sql = f"SELECT {_REQUEST_COLUMNS} FROM requests"  # noqa: S608 - constant columns
+            args: tuple[Any, ...] = ()
+            if case_id is not None:
+                sql += " WHERE case_id = ?"
+                args = (case_id,)
+            return [_request(r) for r in
+                    self.db.execute(sql + " ORDER BY opened_at_ms, request_id", args)]
+        return await self._run(q)
+
+    async def request_steps(self, request_id: MessageId) -> list[StepRecord]:
+        def q() -> list[StepRecord]:
+            return [StepRecord(request_id, int(r[0]), str(r[1]), str(r[2]), str(r[3]),
+                               str(r[4]), MessageId(bytes(r[5])) if r[5] else None)
+                    for r in self.db.execute(
+                        "SELECT at_ms, event, source, target, actor, envelope_id FROM "
+                        "request_steps WHERE request_id = ? ORDER BY seq", (request_id.raw,))]
+        return await self._run(q)
+
+    async def request_messages(self, request_id: MessageId) -> list[MessageId]:
+        def q() -> list[MessageId]:
+            return [MessageId(bytes(r[0])) for r in self.db.execute(
+                "SELECT envelope_id FROM request_messages WHERE request_id = ?",
+                (request_id.raw,))]
+        return await self._run(q)
+
+    async def deadlines(self, request_id: MessageId | None = None, *,
+                        open_before_ms: int | None = None,
+                        due_before_ms: int | None = None) -> list[DeadlineRecord]:
+        """A request's deadlines; or the open ones whose next event (approaching or due)
+        comes before `open_before_ms`; or those not met yet (running, approaching,
+        passed) that fall due before `due_before_ms`."""
+        def q() -> list[DeadlineRecord]:
+            sql = f"SELECT {_DEADLINE_COLUMNS} FROM deadlines"  # noqa: S608 - constant columns
+            args: tuple[Any, ...]
+            if request_id is not None:
+                sql += " WHERE request_id = ? ORDER BY due_at_ms"
+                args = (request_id.raw,)
+            elif due_before_ms is not None:
+                sql += (" WHERE status IN ('running', 'approaching', 'passed') AND "
+                        "due_at_ms <= ? ORDER BY due_at_ms")
+                args = (due_before_ms,)
+            else:
+                sql += (" WHERE status IN ('running', 'approaching') AND "
+                        "MIN(approaching_at_ms, due_at_ms) <= ? ORDER BY due_at_ms")
+                args = (open_before_ms if open_before_ms is not None else 2**62,)
+            return [_deadline(r) for r in self.db.execute(sql, args)]
+        return await self._run(q)
+
+    async def update_deadline(self, d: DeadlineRecord, changes: Sequence[LifecycleChange],
+                              *events: AuditEvent) -> None:
+        """Record a deadline's new status and the events it raised (and any step it causes,
+        e.g. a preservation that expires), in one transaction."""
+        applied: list[AuditEvent] = []
+
+        def w(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE deadlines SET status = ?, raised = ? WHERE request_id = ? AND "
+                       "name = ?", (d.status, d.raised, d.request_id.raw, d.name))
+            applied.extend(self._apply(db, changes))
+        await self._run(self._tx, w, events, applied)
+
+    async def draft_attachments(self, request_id: MessageId) -> list[StoredAttachment]:
+        """The attachments sealed with a draft (stored as the outgoing message's)."""
+        def q() -> list[StoredAttachment]:
+            return [StoredAttachment(int(a[0]), int(a[1]), bytes(a[2]), int(a[3]), str(a[4]),
+                                     bytes(a[5]), bytes(a[6]), str(a[7])) for a in self.db.execute(
+                "SELECT idx, size, sha256, chunk_size, media_type, filename, wrapped_key, path "
+                "FROM attachments WHERE direction = 'out' AND envelope_id = ? ORDER BY idx",
+                (request_id.raw,))]
+        return await self._run(q)
+
+    async def get_draft(self, request_id: MessageId) -> bytes:
+        def q() -> bytes:
+            row = self.db.execute("SELECT draft FROM drafts WHERE request_id = ?",
+                                  (request_id.raw,)).fetchone()
+            if row is None:
+                raise NotFound(f"no draft {request_id}")
+            return bytes(row[0])
+        return await self._run(q)
+
     # -- status -------------------------------------------------------------------------
 
     async def counts(self) -> dict[str, int]:
@@ -405,6 +695,55 @@ class NodeStore:
         def q() -> set[str]:
             return {str(r[0]) for r in self.db.execute("SELECT path FROM attachments")}
         return await self._run(q)
+
+    # -- export -------------------------------------------------------------------------
+
+    async def audit_leaf_hashes(self, first_seq: int, last_seq: int) -> list[bytes]:
+        """The Merkle leaf hashes of records first_seq..last_seq, in order."""
+        def q() -> list[bytes]:
+            return [bytes(r[0]) for r in self.db.execute(
+                "SELECT leaf_hash FROM audit WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                (first_seq, last_seq))]
+        return await self._run(q)
+
+    async def audit_records_containing(self, needles: Sequence[bytes], first_seq: int,
+                                       last_seq: int) -> list[tuple[int, bytes]]:
+        """(sequence, record) of records first_seq..last_seq whose bytes contain one of
+        `needles` (envelope ids, digests): a superset the caller narrows by decoding."""
+        wanted = [bytes(n) for n in needles if n]
+
+        def q() -> list[tuple[int, bytes]]:
+            rows = self.db.execute("SELECT seq, record FROM audit WHERE seq BETWEEN ? AND ? "
+                                   "ORDER BY seq", (first_seq, last_seq))
+            return [(int(r[0]), bytes(r[1])) for r in rows
+                    if any(n in bytes(r[1]) for n in wanted)]
+        return await self._run(q)
+
+
+class RequestConflict(StateError):
+    """A lifecycle step raced another on the same request; try again (re-plan)."""
+
+    code = "REQUEST_CONFLICT"
+    retriable = True
+
+
+_REQUEST_COLUMNS = ("request_id, case_id, side, kind, state, peer, message_type, template_id, "
+                    "template_version, header_sha256, opened_at_ms, updated_at_ms, "
+                    "peer_reference, drafter, approver")
+_DEADLINE_COLUMNS = ("request_id, name, kind, basis, verification, started_at_ms, due_at_ms, "
+                     "approaching_at_ms, status, raised, value, starts, extends")
+
+
+def _request(r: Sequence[Any]) -> RequestRecord:
+    return RequestRecord(MessageId(bytes(r[0])), str(r[1]), str(r[2]), str(r[3]), str(r[4]),
+                         str(r[5]), str(r[6]), str(r[7]), str(r[8]), bytes(r[9]), int(r[10]),
+                         int(r[11]), bytes(r[12]), str(r[13]), str(r[14]))
+
+
+def _deadline(r: Sequence[Any]) -> DeadlineRecord:
+    return DeadlineRecord(MessageId(bytes(r[0])), str(r[1]), str(r[2]), str(r[3]), str(r[4]),
+                          int(r[5]), int(r[6]), int(r[7]), str(r[8]), str(r[9]), str(r[10]),
+                          str(r[11]), str(r[12]))
 
 
 def _message(row: Sequence[Any], attachments: tuple[StoredAttachment, ...]) -> StoredMessage:

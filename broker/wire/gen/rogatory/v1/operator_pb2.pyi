@@ -32,6 +32,10 @@ class SendHeader(_message.Message):
     IN_REPLY_TO_FIELD_NUMBER: _builtins.int
     DECLARATIONS_FIELD_NUMBER: _builtins.int
     LEGAL_BASIS_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    CASE_REFERENCE_FIELD_NUMBER: _builtins.int
+    FOLLOWS_FIELD_NUMBER: _builtins.int
+    DRAFT_FIELD_NUMBER: _builtins.int
     to: _builtins.str
     message_type: _builtins.str
     template_id: _builtins.str
@@ -47,8 +51,18 @@ class SendHeader(_message.Message):
     """JSON object: what the request declares to policy"""
     legal_basis: _builtins.str
     """empty: derived from the template and payload"""
+    case_id: _builtins.str
+    """a new request joins this case..."""
+    case_reference: _builtins.str
+    """...or opens a new case with this reference"""
+    draft: _builtins.bool
+    """keep as a draft for four-eyes approval"""
     @_builtins.property
     def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttachmentMeta]: ...
+    @_builtins.property
+    def follows(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """requests this one follows up (e.g. a preservation)"""
+
     def __init__(
         self,
         *,
@@ -62,10 +76,14 @@ class SendHeader(_message.Message):
         in_reply_to: _builtins.bytes = ...,
         declarations: _builtins.bytes = ...,
         legal_basis: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        case_reference: _builtins.str = ...,
+        follows: _abc.Iterable[_builtins.bytes] | None = ...,
+        draft: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "declarations", b"declarations", "in_reply_to", b"in_reply_to", "legal_basis", b"legal_basis", "message_type", b"message_type", "payload", b"payload", "template_id", b"template_id", "template_version", b"template_version", "to", b"to", "ttl_seconds", b"ttl_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "case_id", b"case_id", "case_reference", b"case_reference", "declarations", b"declarations", "draft", b"draft", "follows", b"follows", "in_reply_to", b"in_reply_to", "legal_basis", b"legal_basis", "message_type", b"message_type", "payload", b"payload", "template_id", b"template_id", "template_version", b"template_version", "to", b"to", "ttl_seconds", b"ttl_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -78,20 +96,36 @@ class AttachmentMeta(_message.Message):
     FILENAME_FIELD_NUMBER: _builtins.int
     MEDIA_TYPE_FIELD_NUMBER: _builtins.int
     SIZE_FIELD_NUMBER: _builtins.int
+    ACQUIRED_BY_FIELD_NUMBER: _builtins.int
+    ACQUIRED_AT_MS_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    REQUEST_REFERENCE_FIELD_NUMBER: _builtins.int
     filename: _builtins.str
     media_type: _builtins.str
     size: _builtins.int
     """exact plaintext size; the stream must match it"""
+    acquired_by: _builtins.str
+    """Chain of custody of an evidence item (travels sealed)."""
+    acquired_at_ms: _builtins.int
+    method: _builtins.str
+    source: _builtins.str
+    request_reference: _builtins.str
     def __init__(
         self,
         *,
         filename: _builtins.str = ...,
         media_type: _builtins.str = ...,
         size: _builtins.int = ...,
+        acquired_by: _builtins.str = ...,
+        acquired_at_ms: _builtins.int = ...,
+        method: _builtins.str = ...,
+        source: _builtins.str = ...,
+        request_reference: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filename", b"filename", "media_type", b"media_type", "size", b"size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acquired_at_ms", b"acquired_at_ms", "acquired_by", b"acquired_by", "filename", b"filename", "media_type", b"media_type", "method", b"method", "request_reference", b"request_reference", "size", b"size", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -233,23 +267,408 @@ class SendResult(_message.Message):
 
     MESSAGE_FIELD_NUMBER: _builtins.int
     ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    REQUEST_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def message(self) -> Global___MessageSummary: ...
+    def message(self) -> Global___MessageSummary:
+        """empty for a draft"""
+
     @_builtins.property
     def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttachmentInfo]: ...
+    @_builtins.property
+    def request(self) -> Global___RequestSummary:
+        """the request the message opened or moved, if any"""
+
     def __init__(
         self,
         *,
         message: Global___MessageSummary | None = ...,
         attachments: _abc.Iterable[Global___AttachmentInfo] | None = ...,
+        request: Global___RequestSummary | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "request", b"request"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "message", b"message", "request", b"request"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SendResult: _TypeAlias = SendResult  # noqa: Y015
+
+@_typing.final
+class RequestSummary(_message.Message):
+    """One request as this node sees it (its side of the lifecycle)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    SIDE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    PEER_FIELD_NUMBER: _builtins.int
+    MESSAGE_TYPE_FIELD_NUMBER: _builtins.int
+    TEMPLATE_ID_FIELD_NUMBER: _builtins.int
+    OPENED_AT_MS_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_MS_FIELD_NUMBER: _builtins.int
+    DRAFTER_FIELD_NUMBER: _builtins.int
+    APPROVER_FIELD_NUMBER: _builtins.int
+    PEER_REFERENCE_FIELD_NUMBER: _builtins.int
+    ALLOWED_EVENTS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """hex envelope id of the opening message (both sides)"""
+    case_id: _builtins.str
+    side: _builtins.str
+    """requesting | executing"""
+    kind: _builtins.str
+    state: _builtins.str
+    peer: _builtins.str
+    message_type: _builtins.str
+    template_id: _builtins.str
+    opened_at_ms: _builtins.int
+    updated_at_ms: _builtins.int
+    drafter: _builtins.str
+    approver: _builtins.str
+    peer_reference: _builtins.str
+    """the other side's case reference"""
+    @_builtins.property
+    def allowed_events(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """what this side may do next"""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        side: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        state: _builtins.str = ...,
+        peer: _builtins.str = ...,
+        message_type: _builtins.str = ...,
+        template_id: _builtins.str = ...,
+        opened_at_ms: _builtins.int = ...,
+        updated_at_ms: _builtins.int = ...,
+        drafter: _builtins.str = ...,
+        approver: _builtins.str = ...,
+        peer_reference: _builtins.str = ...,
+        allowed_events: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_events", b"allowed_events", "approver", b"approver", "case_id", b"case_id", "drafter", b"drafter", "kind", b"kind", "message_type", b"message_type", "opened_at_ms", b"opened_at_ms", "peer", b"peer", "peer_reference", b"peer_reference", "request_id", b"request_id", "side", b"side", "state", b"state", "template_id", b"template_id", "updated_at_ms", b"updated_at_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestSummary: _TypeAlias = RequestSummary  # noqa: Y015
+
+@_typing.final
+class DeadlineInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
+    VERIFICATION_FIELD_NUMBER: _builtins.int
+    STARTED_AT_MS_FIELD_NUMBER: _builtins.int
+    DUE_AT_MS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    PEER_FIELD_NUMBER: _builtins.int
+    SIDE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    case_id: _builtins.str
+    name: _builtins.str
+    kind: _builtins.str
+    """maximum | minimum | "" """
+    basis: _builtins.str
+    """legal citation"""
+    verification: _builtins.str
+    """V | R | U"""
+    started_at_ms: _builtins.int
+    due_at_ms: _builtins.int
+    status: _builtins.str
+    peer: _builtins.str
+    side: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        basis: _builtins.str = ...,
+        verification: _builtins.str = ...,
+        started_at_ms: _builtins.int = ...,
+        due_at_ms: _builtins.int = ...,
+        status: _builtins.str = ...,
+        peer: _builtins.str = ...,
+        side: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "case_id", b"case_id", "due_at_ms", b"due_at_ms", "kind", b"kind", "name", b"name", "peer", b"peer", "request_id", b"request_id", "side", b"side", "started_at_ms", b"started_at_ms", "status", b"status", "verification", b"verification"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeadlineInfo: _TypeAlias = DeadlineInfo  # noqa: Y015
+
+@_typing.final
+class StepInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_MS_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    at_ms: _builtins.int
+    event: _builtins.str
+    source: _builtins.str
+    target: _builtins.str
+    actor: _builtins.str
+    message_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        at_ms: _builtins.int = ...,
+        event: _builtins.str = ...,
+        source: _builtins.str = ...,
+        target: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        message_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "at_ms", b"at_ms", "event", b"event", "message_id", b"message_id", "source", b"source", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StepInfo: _TypeAlias = StepInfo  # noqa: Y015
+
+@_typing.final
+class RequestDetail(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    DEADLINES_FIELD_NUMBER: _builtins.int
+    MESSAGE_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> Global___RequestSummary: ...
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___StepInfo]: ...
+    @_builtins.property
+    def deadlines(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeadlineInfo]: ...
+    @_builtins.property
+    def message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        request: Global___RequestSummary | None = ...,
+        steps: _abc.Iterable[Global___StepInfo] | None = ...,
+        deadlines: _abc.Iterable[Global___DeadlineInfo] | None = ...,
+        message_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadlines", b"deadlines", "message_ids", b"message_ids", "request", b"request", "steps", b"steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestDetail: _TypeAlias = RequestDetail  # noqa: Y015
+
+@_typing.final
+class CaseSummary(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    OPENED_AT_MS_FIELD_NUMBER: _builtins.int
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    reference: _builtins.str
+    opened_at_ms: _builtins.int
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___RequestSummary]: ...
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        reference: _builtins.str = ...,
+        opened_at_ms: _builtins.int = ...,
+        requests: _abc.Iterable[Global___RequestSummary] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "opened_at_ms", b"opened_at_ms", "reference", b"reference", "requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseSummary: _TypeAlias = CaseSummary  # noqa: Y015
+
+@_typing.final
+class CaseList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___CaseSummary]: ...
+    def __init__(
+        self,
+        *,
+        cases: _abc.Iterable[Global___CaseSummary] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseList: _TypeAlias = CaseList  # noqa: Y015
+
+@_typing.final
+class CaseQuery(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    def __init__(
+        self,
+        *,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseQuery: _TypeAlias = CaseQuery  # noqa: Y015
+
+@_typing.final
+class CaseRef(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseRef: _TypeAlias = CaseRef  # noqa: Y015
+
+@_typing.final
+class CaseDetail(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def case(self) -> Global___CaseSummary: ...
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___RequestDetail]: ...
+    def __init__(
+        self,
+        *,
+        case: Global___CaseSummary | None = ...,
+        requests: _abc.Iterable[Global___RequestDetail] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseDetail: _TypeAlias = CaseDetail  # noqa: Y015
+
+@_typing.final
+class RequestRef(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestRef: _TypeAlias = RequestRef  # noqa: Y015
+
+@_typing.final
+class StepRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    event: _builtins.str
+    """a local step: begin_execution, lift, close"""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        event: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StepRequest: _TypeAlias = StepRequest  # noqa: Y015
+
+@_typing.final
+class DeadlineQuery(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WITHIN_MS_FIELD_NUMBER: _builtins.int
+    within_ms: _builtins.int
+    """open deadlines due within this long from now"""
+    def __init__(
+        self,
+        *,
+        within_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["within_ms", b"within_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeadlineQuery: _TypeAlias = DeadlineQuery  # noqa: Y015
+
+@_typing.final
+class DeadlineList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEADLINES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def deadlines(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeadlineInfo]: ...
+    def __init__(
+        self,
+        *,
+        deadlines: _abc.Iterable[Global___DeadlineInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadlines", b"deadlines"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeadlineList: _TypeAlias = DeadlineList  # noqa: Y015
 
 @_typing.final
 class ListRequest(_message.Message):

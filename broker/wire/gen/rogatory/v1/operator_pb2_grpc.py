@@ -69,6 +69,36 @@ class OperatorStub:
                 request_serializer=rogatory_dot_v1_dot_operator__pb2.ForwardRequest.SerializeToString,
                 response_deserializer=rogatory_dot_v1_dot_operator__pb2.SendResult.FromString,
                 _registered_method=True)
+        self.Approve = channel.unary_unary(
+                '/rogatory.v1.Operator/Approve',
+                request_serializer=rogatory_dot_v1_dot_operator__pb2.RequestRef.SerializeToString,
+                response_deserializer=rogatory_dot_v1_dot_operator__pb2.SendResult.FromString,
+                _registered_method=True)
+        self.RecordStep = channel.unary_unary(
+                '/rogatory.v1.Operator/RecordStep',
+                request_serializer=rogatory_dot_v1_dot_operator__pb2.StepRequest.SerializeToString,
+                response_deserializer=rogatory_dot_v1_dot_operator__pb2.RequestSummary.FromString,
+                _registered_method=True)
+        self.ListCases = channel.unary_unary(
+                '/rogatory.v1.Operator/ListCases',
+                request_serializer=rogatory_dot_v1_dot_operator__pb2.CaseQuery.SerializeToString,
+                response_deserializer=rogatory_dot_v1_dot_operator__pb2.CaseList.FromString,
+                _registered_method=True)
+        self.GetCase = channel.unary_unary(
+                '/rogatory.v1.Operator/GetCase',
+                request_serializer=rogatory_dot_v1_dot_operator__pb2.CaseRef.SerializeToString,
+                response_deserializer=rogatory_dot_v1_dot_operator__pb2.CaseDetail.FromString,
+                _registered_method=True)
+        self.ListDeadlines = channel.unary_unary(
+                '/rogatory.v1.Operator/ListDeadlines',
+                request_serializer=rogatory_dot_v1_dot_operator__pb2.DeadlineQuery.SerializeToString,
+                response_deserializer=rogatory_dot_v1_dot_operator__pb2.DeadlineList.FromString,
+                _registered_method=True)
+        self.ExportCase = channel.unary_stream(
+                '/rogatory.v1.Operator/ExportCase',
+                request_serializer=rogatory_dot_v1_dot_operator__pb2.CaseRef.SerializeToString,
+                response_deserializer=rogatory_dot_v1_dot_operator__pb2.AttachmentData.FromString,
+                _registered_method=True)
 
 
 class OperatorServicer:
@@ -116,6 +146,43 @@ class OperatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Approve(self, request, context):
+        """The request lifecycle: cases, four-eyes approval, local steps, deadlines, export.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordStep(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCases(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCase(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeadlines(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportCase(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -153,6 +220,36 @@ def add_OperatorServicer_to_server(servicer, server):
                     servicer.Forward,
                     request_deserializer=rogatory_dot_v1_dot_operator__pb2.ForwardRequest.FromString,
                     response_serializer=rogatory_dot_v1_dot_operator__pb2.SendResult.SerializeToString,
+            ),
+            'Approve': grpc.unary_unary_rpc_method_handler(
+                    servicer.Approve,
+                    request_deserializer=rogatory_dot_v1_dot_operator__pb2.RequestRef.FromString,
+                    response_serializer=rogatory_dot_v1_dot_operator__pb2.SendResult.SerializeToString,
+            ),
+            'RecordStep': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordStep,
+                    request_deserializer=rogatory_dot_v1_dot_operator__pb2.StepRequest.FromString,
+                    response_serializer=rogatory_dot_v1_dot_operator__pb2.RequestSummary.SerializeToString,
+            ),
+            'ListCases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCases,
+                    request_deserializer=rogatory_dot_v1_dot_operator__pb2.CaseQuery.FromString,
+                    response_serializer=rogatory_dot_v1_dot_operator__pb2.CaseList.SerializeToString,
+            ),
+            'GetCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCase,
+                    request_deserializer=rogatory_dot_v1_dot_operator__pb2.CaseRef.FromString,
+                    response_serializer=rogatory_dot_v1_dot_operator__pb2.CaseDetail.SerializeToString,
+            ),
+            'ListDeadlines': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadlines,
+                    request_deserializer=rogatory_dot_v1_dot_operator__pb2.DeadlineQuery.FromString,
+                    response_serializer=rogatory_dot_v1_dot_operator__pb2.DeadlineList.SerializeToString,
+            ),
+            'ExportCase': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportCase,
+                    request_deserializer=rogatory_dot_v1_dot_operator__pb2.CaseRef.FromString,
+                    response_serializer=rogatory_dot_v1_dot_operator__pb2.AttachmentData.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -344,6 +441,168 @@ class Operator:
             '/rogatory.v1.Operator/Forward',
             rogatory_dot_v1_dot_operator__pb2.ForwardRequest.SerializeToString,
             rogatory_dot_v1_dot_operator__pb2.SendResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Approve(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.v1.Operator/Approve',
+            rogatory_dot_v1_dot_operator__pb2.RequestRef.SerializeToString,
+            rogatory_dot_v1_dot_operator__pb2.SendResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordStep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.v1.Operator/RecordStep',
+            rogatory_dot_v1_dot_operator__pb2.StepRequest.SerializeToString,
+            rogatory_dot_v1_dot_operator__pb2.RequestSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.v1.Operator/ListCases',
+            rogatory_dot_v1_dot_operator__pb2.CaseQuery.SerializeToString,
+            rogatory_dot_v1_dot_operator__pb2.CaseList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.v1.Operator/GetCase',
+            rogatory_dot_v1_dot_operator__pb2.CaseRef.SerializeToString,
+            rogatory_dot_v1_dot_operator__pb2.CaseDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadlines(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.v1.Operator/ListDeadlines',
+            rogatory_dot_v1_dot_operator__pb2.DeadlineQuery.SerializeToString,
+            rogatory_dot_v1_dot_operator__pb2.DeadlineList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/rogatory.v1.Operator/ExportCase',
+            rogatory_dot_v1_dot_operator__pb2.CaseRef.SerializeToString,
+            rogatory_dot_v1_dot_operator__pb2.AttachmentData.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,6 +38,13 @@ class OperatorStub:
     ReadAttachment: _grpc.UnaryStreamMultiCallable[_operator_pb2.AttachmentRef, _operator_pb2.AttachmentData]
     GetStatus: _grpc.UnaryUnaryMultiCallable[_operator_pb2.StatusRequest, _operator_pb2.NodeStatus]
     Forward: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ForwardRequest, _operator_pb2.SendResult]
+    Approve: _grpc.UnaryUnaryMultiCallable[_operator_pb2.RequestRef, _operator_pb2.SendResult]
+    """The request lifecycle: cases, four-eyes approval, local steps, deadlines, export."""
+    RecordStep: _grpc.UnaryUnaryMultiCallable[_operator_pb2.StepRequest, _operator_pb2.RequestSummary]
+    ListCases: _grpc.UnaryUnaryMultiCallable[_operator_pb2.CaseQuery, _operator_pb2.CaseList]
+    GetCase: _grpc.UnaryUnaryMultiCallable[_operator_pb2.CaseRef, _operator_pb2.CaseDetail]
+    ListDeadlines: _grpc.UnaryUnaryMultiCallable[_operator_pb2.DeadlineQuery, _operator_pb2.DeadlineList]
+    ExportCase: _grpc.UnaryStreamMultiCallable[_operator_pb2.CaseRef, _operator_pb2.AttachmentData]
 
 @_typing.type_check_only
 class OperatorAsyncStub(OperatorStub):
@@ -49,6 +56,13 @@ class OperatorAsyncStub(OperatorStub):
     ReadAttachment: _aio.UnaryStreamMultiCallable[_operator_pb2.AttachmentRef, _operator_pb2.AttachmentData]  # type: ignore[assignment]
     GetStatus: _aio.UnaryUnaryMultiCallable[_operator_pb2.StatusRequest, _operator_pb2.NodeStatus]  # type: ignore[assignment]
     Forward: _aio.UnaryUnaryMultiCallable[_operator_pb2.ForwardRequest, _operator_pb2.SendResult]  # type: ignore[assignment]
+    Approve: _aio.UnaryUnaryMultiCallable[_operator_pb2.RequestRef, _operator_pb2.SendResult]  # type: ignore[assignment]
+    """The request lifecycle: cases, four-eyes approval, local steps, deadlines, export."""
+    RecordStep: _aio.UnaryUnaryMultiCallable[_operator_pb2.StepRequest, _operator_pb2.RequestSummary]  # type: ignore[assignment]
+    ListCases: _aio.UnaryUnaryMultiCallable[_operator_pb2.CaseQuery, _operator_pb2.CaseList]  # type: ignore[assignment]
+    GetCase: _aio.UnaryUnaryMultiCallable[_operator_pb2.CaseRef, _operator_pb2.CaseDetail]  # type: ignore[assignment]
+    ListDeadlines: _aio.UnaryUnaryMultiCallable[_operator_pb2.DeadlineQuery, _operator_pb2.DeadlineList]  # type: ignore[assignment]
+    ExportCase: _aio.UnaryStreamMultiCallable[_operator_pb2.CaseRef, _operator_pb2.AttachmentData]  # type: ignore[assignment]
 
 class OperatorServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -99,5 +113,48 @@ class OperatorServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.ForwardRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.SendResult, _abc.Awaitable[_operator_pb2.SendResult]]: ...
+
+    @_abc_1.abstractmethod
+    def Approve(
+        self,
+        request: _operator_pb2.RequestRef,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.SendResult, _abc.Awaitable[_operator_pb2.SendResult]]:
+        """The request lifecycle: cases, four-eyes approval, local steps, deadlines, export."""
+
+    @_abc_1.abstractmethod
+    def RecordStep(
+        self,
+        request: _operator_pb2.StepRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.RequestSummary, _abc.Awaitable[_operator_pb2.RequestSummary]]: ...
+
+    @_abc_1.abstractmethod
+    def ListCases(
+        self,
+        request: _operator_pb2.CaseQuery,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.CaseList, _abc.Awaitable[_operator_pb2.CaseList]]: ...
+
+    @_abc_1.abstractmethod
+    def GetCase(
+        self,
+        request: _operator_pb2.CaseRef,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.CaseDetail, _abc.Awaitable[_operator_pb2.CaseDetail]]: ...
+
+    @_abc_1.abstractmethod
+    def ListDeadlines(
+        self,
+        request: _operator_pb2.DeadlineQuery,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.DeadlineList, _abc.Awaitable[_operator_pb2.DeadlineList]]: ...
+
+    @_abc_1.abstractmethod
+    def ExportCase(
+        self,
+        request: _operator_pb2.CaseRef,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_operator_pb2.AttachmentData], _abc.AsyncIterator[_operator_pb2.AttachmentData]]: ...
 
 def add_OperatorServicer_to_server(servicer: OperatorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,311 @@
+"""The request lifecycle end to end between real nodes (mTLS, SQLite, Cedar, real clocks
+or a travelled one): cases, answers, deadlines, four-eyes, evidence with custody."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.bundle import verify_bundle
+from broker.errors import StateError
+from broker.lifecycle import ApprovalRefused
+from broker.model import EvidenceCustody, MessageId
+from broker.services.cases import Cases, Placement, export
+from broker.services.mailbox import Mailbox
+from broker.services.outgoing import AttachmentSpec, Outgoing, SendRequest
+from broker.wire import codec
+from nodes.node import AgencyNode
+from tests.harness import (
+    APPROVER,
+    DECLARED,
+    DRAFTER,
+    Person,
+    audit_events,
+    make_federation,
+    nodes,
+    send,
+    skeleton,
+    state_digest,
+    wait_delivered,
+)
+
+pytestmark = pytest.mark.asyncio
+
+
+def payload(message_type: str, **fields: Any) -> bytes:
+    doc = json.loads(skeleton(message_type))
+    doc.update(fields)
+    return json.dumps(doc).encode()
+
+
+async def state_of(node: AgencyNode, request_id: MessageId, want: str,
+                   timeout_s: float = 30) -> str:
+    assert node.ctx is not None
+    deadline = time.monotonic() + timeout_s
+    while True:
+        r = await node.ctx.store.get_request(request_id) if await _known(node, request_id) \
+            else None
+        if r is not None and r.state == want:
+            return r.state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{request_id} is {r.state if r else 'unknown'}, not {want}")
+        await asyncio.sleep(0.02)
+
+
+async def _known(node: AgencyNode, request_id: MessageId) -> bool:
+    assert node.ctx is not None
+    return await node.ctx.store.request_of_message(request_id) is not None
+
+
+async def answer(node: AgencyNode, in_reply_to: MessageId, message_type: str, body: bytes,
+                 evidence: list[tuple[bytes, EvidenceCustody]] | None = None) -> MessageId:
+    """Send an answer through the node's service (as the operator API does)."""
+    assert node.ctx is not None and node._delivery is not None
+    request = await node.ctx.store.request_of_message(in_reply_to)
+    assert request is not None
+    items = evidence or []
+
+    async def pieces() -> AsyncIterator[tuple[int, bytes]]:
+        for i, (data, _c) in enumerate(items):
+            for off in range(0, len(data), 1 << 20):
+                yield i, data[off:off + (1 << 20)]
+
+    sent = await Outgoing(node.ctx).send(SendRequest(
+        to=request.peer, message_type=message_type, payload=body, in_reply_to=in_reply_to,
+        attachments=[AttachmentSpec(f"item-{i}.bin", "application/octet-stream", len(d), c)
+                     for i, (d, c) in enumerate(items)],
+        declared={"justification": "criminal investigation BfJ-RHS-2026-0412",
+                  "agreement_ref": "EU-US Umbrella Agreement; DE-US MLA Treaty"}),
+        pieces(), actor="person:officer")
+    node._delivery.wake()
+    return sent.message.envelope_id
+
+
+async def test_preservation_extended_then_mla_answered_with_200_mib_evidence(
+        tmp_path: Path) -> None:
+    fed = make_federation(tmp_path / "fed")
+    async with nodes(fed, "DE-BFJ", "US-OIA") as n:
+        de, us = n["DE-BFJ"], n["US-OIA"]
+        assert de.ctx is not None and us.ctx is not None
+        # 1. Preservation (Budapest Art. 29), new case with DE's own reference.
+        pres = await send(de, "US-OIA", "preservation",
+                          placement=Placement(case_reference="BfJ-RHS-2026-0412"))
+        assert await wait_delivered(de, pres) == "delivered"
+        await state_of(de, pres, "delivered")
+        await state_of(us, pres, "delivered")
+        us_pres = await us.ctx.store.get_request(pres)
+        assert us_pres.side == "executing" and us_pres.kind == "preservation"
+        assert Cases(us.ctx).peer_reference(us_pres) == "BfJ-RHS-2026-0412"
+        # 2. US confirms the preservation; DE extends it before expiry.
+        await answer(us, pres, "execution_response", payload("execution_response"))
+        await state_of(de, pres, "preserved")
+        minimum = {d.name: d for d in await de.ctx.store.deadlines(pres)}
+        assert minimum["minimum_preservation"].status == "running"
+        first_due = minimum["minimum_preservation"].due_at_ms
+        await asyncio.sleep(0.05)
+        ext = await answer(de, pres, "preservation", payload(
+            "preservation", request_status="extension_of_previous_preservation",
+            previous_request_reference="BfJ-RHS-2026-0412"))
+        await state_of(us, pres, "extended")
+        await state_of(de, pres, "extended")
+        restarted = {d.name: d for d in await us.ctx.store.deadlines(pres)}
+        assert restarted["minimum_preservation"].status == "running"
+        assert restarted["minimum_preservation"].due_at_ms > first_due
+        assert ext in await us.ctx.store.request_messages(pres)
+        # 3. The MLA request follows the preservation up: drafted, approved by another.
+        mla = await send(de, "US-OIA", "mla_request",
+                         placement=Placement(follows=(pres,)))
+        assert await wait_delivered(de, mla) == "delivered"
+        de_mla = await de.ctx.store.get_request(mla)
+        assert (de_mla.drafter, de_mla.approver) == (DRAFTER.subject, APPROVER.subject)
+        assert de_mla.case_id == (await de.ctx.store.get_request(pres)).case_id
+        assert (await de.ctx.store.get_request(pres)).state == "followed_up"
+        await state_of(us, pres, "followed_up")
+        assert (await us.ctx.store.get_request(mla)).case_id == us_pres.case_id
+        # 4. US acknowledges, begins execution, answers with 200 MiB of evidence.
+        await answer(us, mla, "acknowledgement", payload("acknowledgement"))
+        await state_of(de, mla, "acknowledged")
+        await Cases(us.ctx).record(mla, Cases.event("begin_execution"), actor="person:officer")
+        evidence = os.urandom(200 << 20)
+        custody = EvidenceCustody(index=0, acquired_by="US-OIA computer forensics unit",
+                                  acquired_at_ms=1_760_000_000_000,
+                                  method="production order served on provider",
+                                  source="provider account records",
+                                  request_reference="BfJ-RHS-2026-0412")
+        resp = await answer(us, mla, "execution_response", payload("execution_response"),
+                            evidence=[(evidence, custody)])
+        assert await wait_delivered(us, resp, timeout_s=300) == "delivered"
+        await state_of(de, mla, "executed")
+        await state_of(us, mla, "executed")
+        # The evidence verifies against the signed manifest; custody travelled sealed.
+        got = hashlib.sha256()
+        async for piece in await Mailbox(de.ctx).read_attachment(
+                resp, 0, actor="person:officer", justification="BfJ-RHS-2026-0412"):
+            got.update(piece)
+        assert got.digest() == hashlib.sha256(evidence).digest()
+        stored = await de.ctx.store.get_message(resp)
+        body = codec.decode_body(de.ctx.at_rest.open("body", resp.raw, stored.body))
+        assert body.custody[0].method == custody.method
+        assert body.custody[0].request_id == mla
+        del evidence
+        # 5. Both sides export the case; the bundles verify offline.
+        for node in (de, us):
+            assert node.ctx is not None
+            case_id = (await node.ctx.store.get_request(mla)).case_id
+            out = tmp_path / f"{node.ctx.node_id}.zip"
+            await export(node.ctx, case_id, out, actor="person:officer",
+                         justification="court order 2026/77")
+            report = verify_bundle(out)
+            assert report.ok, report.findings
+    events = {e["event_type"] for e in audit_events(fed.configs["DE-BFJ"])}
+    assert {"request.sent", "request.delivered", "preservation.confirmed",
+            "preservation.extended", "preservation.followed_up", "request.approved",
+            "request.acknowledged", "request.executed"} <= events
+
+
+async def test_refusal_with_grounds_ends_the_request(tmp_path: Path) -> None:
+    fed = make_federation(tmp_path / "fed")
+    async with nodes(fed, "DE-BFJ", "US-OIA") as n:
+        de, us = n["DE-BFJ"], n["US-OIA"]
+        mla = await send(de, "US-OIA", "mla_request")
+        await state_of(us, mla, "delivered")
+        refusal = await answer(us, mla, "refusal", payload(
+            "refusal", decision="refused", grounds=["political_offence"]))
+        assert await wait_delivered(us, refusal) == "delivered"
+        await state_of(de, mla, "refused")
+        await state_of(us, mla, "refused")
+        assert de.ctx is not None
+        deadlines = await de.ctx.store.deadlines(mla)
+        assert all(d.status in ("pending", "stopped", "met") for d in deadlines)
+        # A refused request accepts nothing more: an execution response is refused.
+        before = state_digest(fed.configs["US-OIA"])
+        with pytest.raises(StateError) as err:
+            await answer(us, mla, "execution_response", payload("execution_response"))
+        assert err.value.code == "ILLEGAL_TRANSITION"
+        assert state_digest(fed.configs["US-OIA"]) == before
+    refused = [e for e in audit_events(fed.configs["US-OIA"])
+               if e["event_type"] == "envelope.send_refused"]
+    assert refused and refused[-1]["reason"] == "ILLEGAL_TRANSITION"
+
+
+async def test_drafter_cannot_approve_own_request(tmp_path: Path) -> None:
+    fed = make_federation(tmp_path / "fed")
+    async with nodes(fed, "DE-BFJ") as n:
+        de = n["DE-BFJ"]
+        assert de.ctx is not None
+        out = Outgoing(de.ctx)
+        req = SendRequest(to="US-OIA", message_type="mla_request",
+                          payload=skeleton("mla_request"),
+                          declared={"justification": "criminal investigation X",
+                                    "agreement_ref": "DE-US MLA Treaty"})
+        # Sending an MLA request directly is refused: four-eyes.
+        with pytest.raises(StateError) as direct:
+            await out.send(req, _nothing(), actor="person:dora.drafter")
+        assert direct.value.code == "APPROVAL_REQUIRED"
+        both = Person("dora.drafter", frozenset({"drafter", "approver"}))
+        draft = await out.draft(req, _nothing(), drafter=both)
+        before = state_digest(fed.configs["DE-BFJ"])
+        with pytest.raises(ApprovalRefused) as own:
+            await out.approve(draft.request_id, approver=both)
+        assert own.value.code == "FOUR_EYES"
+        with pytest.raises(ApprovalRefused) as role:
+            await out.approve(draft.request_id,
+                              approver=Person("carl.clerk", frozenset({"drafter"})))
+        assert role.value.code == "NOT_APPROVER"
+        assert state_digest(fed.configs["DE-BFJ"]) == before
+        assert (await de.ctx.store.get_request(draft.request_id)).state == "draft"
+        sent = await out.approve(draft.request_id, approver=APPROVER)
+        record = await de.ctx.store.get_request(draft.request_id)
+        assert (record.state, record.drafter, record.approver) == (
+            "sent", "dora.drafter", APPROVER.subject)
+        assert sent.message.envelope_id == draft.request_id
+    refusals = [e["reason"] for e in audit_events(fed.configs["DE-BFJ"])
+                if e["event_type"] == "envelope.send_refused"]
+    assert refusals == ["APPROVAL_REQUIRED", "FOUR_EYES", "NOT_APPROVER"]
+
+
+async def test_illegal_transition_from_a_peer_is_refused_and_stores_nothing(
+        tmp_path: Path) -> None:
+    fed = make_federation(tmp_path / "fed")
+    async with nodes(fed, "DE-BFJ", "US-OIA") as n:
+        de, us = n["DE-BFJ"], n["US-OIA"]
+        assert de.ctx is not None and us.ctx is not None
+        pres = await send(de, "US-OIA", "preservation")
+        await state_of(us, pres, "delivered")
+        # The executing side may not send a withdrawal (only the requesting side does).
+        with pytest.raises(StateError) as err:
+            await answer(us, pres, "withdrawal", payload("withdrawal"))
+        assert err.value.code == "ILLEGAL_TRANSITION"
+        # An answer to a request never exchanged with this peer is refused as unknown.
+        with pytest.raises(StateError) as unknown:
+            await Outgoing(de.ctx).send(SendRequest(
+                to="US-OIA", message_type="withdrawal", payload=payload("withdrawal"),
+                in_reply_to=MessageId.new()), _nothing(), actor="person:x")
+        assert unknown.value.code == "UNKNOWN_REQUEST"
+        # A local step that travels as a message is refused too.
+        with pytest.raises(StateError):
+            await Cases(de.ctx).record(pres, Cases.event("close"), actor="person:x")
+
+
+async def test_emergency_epoc_deadline_passes_with_time_travel(tmp_path: Path) -> None:
+    fed = make_federation(tmp_path / "fed")
+    clock = TravelClock()
+    started = [AgencyNode(fed.configs[i], clock=clock) for i in ("DE-BFJ", "NL-24X7")]
+    try:
+        for node in started:
+            await node.start()
+        de, nl = started
+        assert de.ctx is not None and nl.ctx is not None
+        epoc = await send(de, "NL-24X7", "epoc",
+                          payload=payload("epoc", deadline="within_8_hours_emergency",
+                                          emergency_ground="imminent_threat_to_life_"
+                                                           "physical_integrity_or_safety"),
+                          declared={**DECLARED, "judicial_validation_ref": "AG-Berlin-77"})
+        await state_of(nl, epoc, "delivered")
+        dl = {d.name: d for d in await nl.ctx.store.deadlines(epoc)}
+        assert dl["production_emergency"].status == "running"
+        assert "production_no_notification" not in dl   # the emergency limit applies
+        due = dl["production_emergency"].due_at_ms - dl["production_emergency"].started_at_ms
+        assert due == 8 * 3_600_000
+        assert nl.cases is not None
+        clock.travel(int(6.5 * 3_600_000))      # 81 %: approaching
+        assert await nl.cases.scan_deadlines() == 1
+        clock.travel(2 * 3_600_000)             # 8 h 30 min: passed
+        assert await nl.cases.scan_deadlines() == 1
+        assert await nl.cases.scan_deadlines() == 0   # raised once
+        status = {d.name: d.status for d in await nl.ctx.store.deadlines(epoc)}
+        assert status["production_emergency"] == "passed"
+        due_now = await nl.ctx.store.deadlines(due_before_ms=clock())
+        assert [d.name for d in due_now] == ["production_emergency"]
+    finally:
+        for node in started:
+            await node.stop(grace=0.5)
+    raised = [(e["event_type"], e["reason"]) for e in audit_events(fed.configs["NL-24X7"])
+              if str(e["event_type"]).startswith("deadline.")]
+    assert raised == [("deadline.approaching", "production_emergency"),
+                      ("deadline.passed", "production_emergency")]
+
+
+class TravelClock:
+    def __init__(self) -> None:
+        self.offset = 0
+
+    def travel(self, ms: int) -> None:
+        self.offset += ms
+
+    def __call__(self) -> int:
+        return time.time_ns() // 1_000_000 + self.offset
+
+
+async def _nothing() -> AsyncIterator[tuple[int, bytes]]:
+    return
+    yield
+
