@@ -92,8 +92,10 @@ async def _system(c: cl.Cluster, src: Path, source_sha: str) -> dict[str, Any]:
             before = CpuSnapshot.take(list(pids.values()))
             with RssSampler(pids) as rss:
                 t0 = time.perf_counter()
-                result = await client.send(to=cl.RECEIVER, message_type="mla_request",
-                                           payload=_mla_payload(), attachment=src,
+                # A request that opens its own lifecycle without four-eyes approval, so
+                # the figure is the transfer's (an MLA request goes through draft/approve).
+                result = await client.send(to=cl.RECEIVER, message_type="preservation",
+                                           payload=_payload(), attachment=src,
                                            timeout_s=DELIVERY_TIMEOUT_S)
                 t_sent = time.perf_counter()
                 mid = result.message.message_id
@@ -126,8 +128,8 @@ def _timeline(samples: list[tuple[float, dict[str, int]]], *, t0_offset: float,
             for t, rss in samples[::step]]
 
 
-def _mla_payload() -> bytes:
-    return example_payload("mla_request")
+def _payload() -> bytes:
+    return example_payload("preservation")
 
 
 def run(opts: Options, results: Results) -> None:

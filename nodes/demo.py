@@ -126,9 +126,16 @@ def _exchange(nodes: dict[str, NodeConfig], work: Path, attachment_mib: int) -> 
         t0 = time.monotonic()
         pres = de.send(to="NL-24X7", message_type="preservation",
                        payload=example_payload("preservation"), attachments=[])
-        mla = de.send(to="US-OIA", message_type="mla_request",
-                      payload=example_payload("mla_request"), attachments=[evidence],
-                      declarations=MLA_DECLARATIONS)
+        # Four-eyes: an MLA request is drafted by one person and approved by another.
+        with OperatorClient(nodes["DE-BFJ"], subject="dora.drafter",
+                            roles=["drafter"]) as drafter:
+            draft = drafter.send(to="US-OIA", message_type="mla_request",
+                                 payload=example_payload("mla_request"),
+                                 attachments=[evidence], declarations=MLA_DECLARATIONS,
+                                 case_reference="BfJ-RHS-2026-0412", draft=True).request
+        with OperatorClient(nodes["DE-BFJ"], subject="albert.approver",
+                            roles=["approver"]) as approver:
+            mla = approver.approve(draft.request_id)
         for sent in (pres, mla):
             m = sent.message
             r = wait_receipt(de, m.message_id)
@@ -142,6 +149,20 @@ def _exchange(nodes: dict[str, NodeConfig], work: Path, attachment_mib: int) -> 
                                            "sha256_sender": a.sha256}
                                           for a in sent.attachments]})
         elapsed = time.monotonic() - t0
+    # US-OIA acknowledges the MLA request: the answer is linked to DE-BFJ's case.
+    with OperatorClient(nodes["US-OIA"]) as us:
+        us.send(to="", message_type="acknowledgement", in_reply_to=mla.message.message_id,
+                payload=example_payload("acknowledgement"), attachments=[])
+    with OperatorClient(nodes["DE-BFJ"]) as de:
+        case = de.case(mla.request.case_id)
+        deadline = time.monotonic() + 60
+        while case.case.requests[0].state != "acknowledged" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            case = de.case(mla.request.case_id)
+    lifecycle: dict[str, Any] = {"case_id": case.case.case_id, "reference": case.case.reference,
+                 "requests": [{"request_id": r.request_id, "kind": r.kind, "state": r.state,
+                               "drafter": r.drafter, "approver": r.approver}
+                              for r in case.case.requests]}
     for step in steps:
         with OperatorClient(nodes[step["to"]], justification=JUSTIFICATION) as peer:
             inbox = {m.message_id for m in peer.list(direction="incoming").messages}
@@ -157,8 +178,10 @@ def _exchange(nodes: dict[str, NodeConfig], work: Path, attachment_mib: int) -> 
                 a["sha256_source_file"] = source_sha
                 a["match"] = a["sha256_sender"] == a["sha256_recipient"] == source_sha
     ok = all(s["receipt"]["verified"] and s["in_recipient_inbox"] and
-             all(a["match"] for a in s["attachments"]) for s in steps)
-    return {"ok": ok, "elapsed_s": round(elapsed, 3), "exchanges": steps}
+             all(a["match"] for a in s["attachments"]) for s in steps) and \
+        all(r["state"] == "acknowledged" for r in lifecycle["requests"])
+    return {"ok": ok, "elapsed_s": round(elapsed, 3), "exchanges": steps,
+            "case": lifecycle}
 
 
 def _print_summary(result: dict[str, Any]) -> None:
@@ -177,6 +200,11 @@ def _print_summary(result: dict[str, Any]) -> None:
             print(f"   evidence {a['filename']} {a['size'] / (1 << 20):.0f} MiB "
                   f"sha256 {a['sha256_sender'][:16]}... "
                   f"{'matches on both sides' if a['match'] else 'MISMATCH'}")
+    c = result["case"]
+    print(f"case {c['case_id']} at DE-BFJ (reference {c['reference']}):")
+    for r in c["requests"]:
+        print(f"   {r['kind']} {r['request_id']}: {r['state']} (drafted by {r['drafter']}, "
+              f"approved by {r['approver']}; acknowledged by US-OIA)")
     print(f"{'OK' if result['ok'] else 'FAILED'}: both exchanges in {result['elapsed_s']} s")
 
 

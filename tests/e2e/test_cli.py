@@ -12,6 +12,7 @@ import pytest
 
 from nodes.config import load_config
 from tests.e2e.procs import NodeProcess, processes, rogatory, wait_for
+from tests.harness import REGISTRY
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 WHY = "case BfJ-RHS-2026-0412"
@@ -39,12 +40,23 @@ def test_send_inbox_show_receipt_attachment_through_the_cli(cli_fed: Path) -> No
     de = NodeProcess(load_config(de_cfg), cli_fed)
     us = NodeProcess(load_config(us_cfg), cli_fed)
     with processes(de.start(), us.start()):
-        sent = json.loads(rogatory("send", "--config", str(de_cfg), "--to", "US-OIA", "--type",
-                                   "mla_request", "--payload", str(payload), "--attach",
-                                   str(evidence), "--declare", f"justification={WHY}",
-                                   "--declare", "agreement_ref=EU-US Umbrella Agreement",
-                                   "--json").stdout)
+        # Four-eyes: one person drafts the MLA request, another approves (and sends) it.
+        drafted = json.loads(rogatory(
+            "draft", "--config", str(de_cfg), "--as", "dora", "--role", "drafter", "--to",
+            "US-OIA", "--type", "mla_request", "--payload", str(payload), "--attach",
+            str(evidence), "--declare", f"justification={WHY}", "--declare",
+            "agreement_ref=EU-US Umbrella Agreement", "--case-ref", "BfJ-2026-7",
+            "--json").stdout)
+        request_id = drafted["request"]["request_id"]
+        assert drafted["request"]["state"] == "draft"
+        own = rogatory("approve", request_id, "--config", str(de_cfg), "--as", "dora",
+                       "--role", "approver", check=False)
+        assert own.returncode == 1 and "FOUR_EYES" in own.stderr
+        sent = json.loads(rogatory("approve", request_id, "--config", str(de_cfg), "--as",
+                                   "albert", "--role", "approver", "--json").stdout)
         mid = sent["message"]["message_id"]
+        assert mid == request_id
+        assert (sent["request"]["drafter"], sent["request"]["approver"]) == ("dora", "albert")
         assert sent["attachments"][0]["sha256"] == hashlib.sha256(
             evidence.read_bytes()).hexdigest()
 
@@ -72,6 +84,27 @@ def test_send_inbox_show_receipt_attachment_through_the_cli(cli_fed: Path) -> No
         assert got["sha256"] == sent["attachments"][0]["sha256"]
         human = rogatory("inbox", "--config", str(us_cfg)).stdout
         assert mid in human and "DE-BFJ" in human
+        # The answer goes back through the CLI, linked to the request and its case.
+        ack = cli_fed / "ack.json"
+        ack.write_bytes(json.dumps(REGISTRY.default_for_message_type(
+            "acknowledgement").skeleton()).encode())
+        acked = json.loads(rogatory("acknowledge", mid, "--config", str(us_cfg), "--payload",
+                                    str(ack), "--json").stdout)
+        assert acked["request"]["state"] == "acknowledged"
+        cases = json.loads(rogatory("case", "list", "--config", str(de_cfg), "--json").stdout)
+        [case] = cases["cases"]
+        assert case["reference"] == "BfJ-2026-7"
+        wait_for(lambda: json.loads(rogatory(
+            "case", "show", case["case_id"], "--config", str(de_cfg), "--json").stdout
+        )["case"]["requests"][0]["state"] == "acknowledged" or None)
+        bundle = cli_fed / "bundle.zip"
+        rogatory("case", "export", case["case_id"], "--out", str(bundle), "--config",
+                 str(de_cfg), "--justification", WHY)
+        checked = rogatory("verify-bundle", str(bundle))
+        assert checked.returncode == 0
+        due = json.loads(rogatory("inbox", "--due-within", "400d", "--config", str(us_cfg),
+                                  "--json").stdout)
+        assert isinstance(due.get("deadlines", []), list)
     assert de.proc is not None and de.proc.returncode == 0  # graceful SIGTERM
     # Logs carry ids, hashes and codes: never request content or file names.
     logs = de.log.read_text() + us.log.read_text()

@@ -38,10 +38,12 @@ def test_sender_killed_between_commit_and_delivery(tmp_path: Path) -> None:
     us = NodeProcess(fed.configs["US-OIA"], tmp_path)
     with processes(de, us):
         de.start()
-        with OperatorClient(fed.configs["DE-BFJ"]) as client:
-            mid = client.send(to="US-OIA", message_type="mla_request",
-                              payload=skeleton("mla_request"), attachments=[],
-                              declarations=DECLARED).message.message_id
+        with OperatorClient(fed.configs["DE-BFJ"], subject="dora") as client:
+            draft = client.send(to="US-OIA", message_type="mla_request",
+                                payload=skeleton("mla_request"), attachments=[],
+                                declarations=DECLARED, draft=True).request.request_id
+        with OperatorClient(fed.configs["DE-BFJ"], subject="albert") as client:
+            mid = client.approve(draft).message.message_id
         de.kill()
         us.start()
         de.start()
@@ -66,11 +68,12 @@ def test_receiver_killed_mid_stream(tmp_path: Path) -> None:
     with processes(de, us):
         de.start()
         us.start()
-        with OperatorClient(fed.configs["DE-BFJ"]) as client:
-            mid = client.send(to="US-OIA", message_type="mla_request",
-                              payload=skeleton("mla_request"),
-                              attachments=[evidence],
-                              declarations=DECLARED).message.message_id
+        with OperatorClient(fed.configs["DE-BFJ"], subject="dora") as client:
+            draft = client.send(to="US-OIA", message_type="mla_request",
+                                payload=skeleton("mla_request"), attachments=[evidence],
+                                declarations=DECLARED, draft=True).request.request_id
+        with OperatorClient(fed.configs["DE-BFJ"], subject="albert") as client:
+            mid = client.approve(draft).message.message_id
 
         def partial() -> bool:
             return any(p.stat().st_size > (8 << 20) for p in tmp_blobs.glob("*.part"))
