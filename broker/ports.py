@@ -50,6 +50,14 @@ class Blobs(Protocol):
     def read_chunks(self, relative: str, sizes: Iterator[int]) -> Iterator[bytes]: ...
 
 
+def discard_blobs(blobs: Blobs, writers: Sequence[BlobSink], placed: Sequence[str]) -> None:
+    """Undo a failed store: temporary blobs discarded, placed ones removed."""
+    for w in writers:
+        w.discard()
+    for path in placed:
+        blobs.remove(path)
+
+
 class AuditSink(Protocol):
     """Where a node's audit records go after its local journal (e.g. Kafka)."""
 

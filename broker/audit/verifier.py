@@ -12,7 +12,9 @@ Pure: records and the trust list in, findings out.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -128,8 +130,9 @@ class AuditVerifier:
         recent = node.recent
         recent[sequence] = record_hash
         if len(recent) >= 2 * DUPLICATE_WINDOW:  # prune in bulk: cheaper than per record
-            for seq in [s for s in recent if s <= sequence - DUPLICATE_WINDOW]:
-                del recent[seq]
+            # keys ascend (only in-order records are added): keep those past the bound
+            keep = bisect.bisect_right(list(recent), sequence - DUPLICATE_WINDOW)
+            node.recent = dict(itertools.islice(recent.items(), keep, None))
         if node_id in self.known_heads:
             self._check_known_head(node, rec, position)
         if event_type in _EXCHANGE_EVENTS:

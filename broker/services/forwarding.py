@@ -15,6 +15,7 @@ from typing import Any
 
 from broker.audit import AuditEvent, EventType
 from broker.model import MessageId
+from broker.services.cases import Placement
 from broker.services.context import NodeContext
 from broker.services.mailbox import Mailbox
 from broker.services.outgoing import AttachmentSpec, Outgoing, SendRequest, SentMessage
@@ -46,11 +47,16 @@ class Forwarding:
                 async for piece in mailbox.stored_plaintext(m, a):
                     yield a.index, piece
 
+        # A forwarded request opens a request of its own with the new recipient, in the
+        # case of the original (an answer cannot be forwarded: it answers no request there).
+        original = await ctx.store.request_of_message(message_id)
+        placement = Placement(case_id=original.case_id) if original is not None else Placement()
         sent = await Outgoing(ctx).send(SendRequest(
             to=to, message_type=m.message_type, payload=payload, template_id=m.template_id,
             template_version=m.template_version, attachments=specs, ttl_ms=ttl_ms,
             legal_basis=m.legal_basis, declared=merged, action="onward_transfer",
-            carried_obligations=[o["id"] for o in json.loads(m.obligations)]),
+            carried_obligations=[o["id"] for o in json.loads(m.obligations)],
+            placement=placement),
             pieces(), actor=actor)
         await ctx.store.audit(AuditEvent(
             EventType.ONWARD_TRANSFER, actor=actor, envelope_id=message_id, peer=m.peer,

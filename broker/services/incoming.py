@@ -28,7 +28,7 @@ from broker.errors import (
 )
 from broker.model import Receipt, ReceiptStatus, SealedEnvelope, VerifiedEnvelope
 from broker.model.stored import StoredAttachment, StoredMessage
-from broker.ports import BlobSink, WireChunk
+from broker.ports import BlobSink, WireChunk, discard_blobs
 from broker.receipts import issue_receipt
 from broker.services.cases import Cases, Plan
 from broker.services.context import NodeContext, log
@@ -175,16 +175,10 @@ class Incoming:
             if earlier is not None:
                 raise _ConcurrentDuplicate(earlier)
         except _ConcurrentDuplicate as dup:
-            for w in writers:
-                w.discard()
-            for path in placed:
-                ctx.blobs.remove(path)
+            discard_blobs(ctx.blobs, writers, placed)
             return Accepted(codec.decode_receipt(dup.receipt), duplicate=True)
         except BaseException:
-            for w in writers:
-                w.discard()
-            for path in placed:
-                ctx.blobs.remove(path)
+            discard_blobs(ctx.blobs, writers, placed)
             raise
         log.info("envelope.received", envelope_id=str(eid), sender=h.sender,
                  message_type=h.message_type, attachments=len(atts))

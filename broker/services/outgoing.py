@@ -31,7 +31,7 @@ from broker.model import AttachmentEntry, EvidenceCustody, MessageId
 from broker.model.cases import RequestRecord
 from broker.model.ids import is_node_id
 from broker.model.stored import StoredAttachment, StoredMessage
-from broker.ports import BlobSink
+from broker.ports import BlobSink, discard_blobs
 from broker.services.cases import Cases, Placement
 from broker.services.context import NodeContext, log
 from broker.services.policy_gate import (
@@ -189,10 +189,7 @@ class Outgoing:
                 case_id=plan.changes[-1].request.case_id if plan.changes else "",
                 **audited(decision.decision)), changes=plan.changes)
         except BaseException:
-            for w in writers:
-                w.discard()
-            for path in placed:
-                ctx.blobs.remove(path)
+            discard_blobs(ctx.blobs, writers, placed)
             raise
         log.info("envelope.sent", envelope_id=str(eid), to=recipient.node_id,
                  message_type=req.message_type, attachments=len(prepared))
@@ -240,10 +237,7 @@ class Outgoing:
                 template=template, placement=req.placement, sealed_draft=sealed,
                 drafter=drafter.subject, actor=actor, attachments=tuple(stored))
         except BaseException:
-            for w in writers:
-                w.discard()
-            for path in placed:
-                ctx.blobs.remove(path)
+            discard_blobs(ctx.blobs, writers, placed)
             raise
         log.info("request.drafted", request_id=str(eid), to=recipient.node_id,
                  message_type=req.message_type)

@@ -20,7 +20,7 @@ def read_store(path: Path) -> Iterator[tuple[str, bytes, str | None]]:
     with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
         cursor = db.execute("SELECT seq, record FROM audit ORDER BY seq")
         for seq, record in cursor:
-            yield prefix + str(seq), record, None
+            yield f"{prefix}{seq}", record, None
 
 
 def read_stores(paths: Sequence[Path]) -> Iterator[tuple[str, bytes, str | None]]:
@@ -40,10 +40,11 @@ def read_stores(paths: Sequence[Path]) -> Iterator[tuple[str, bytes, str | None]
     heapq.heapify(heap)
     done = [0] * len(streams)
     while heap:
-        _, i = heapq.heappop(heap)
+        i = heap[0][1]
         item = next(streams[i], None)
         if item is None:
+            heapq.heappop(heap)
             continue
         yield item
         done[i] += 1
-        heapq.heappush(heap, (done[i] / totals[i], i))
+        heapq.heapreplace(heap, (done[i] / totals[i], i))  # one sift, not a pop and a push
