@@ -83,7 +83,8 @@ async def answer(node: AgencyNode, in_reply_to: MessageId, message_type: str, bo
         attachments=[AttachmentSpec(f"item-{i}.bin", "application/octet-stream", len(d), c)
                      for i, (d, c) in enumerate(items)],
         declared={"justification": "criminal investigation BfJ-RHS-2026-0412",
-                  "agreement_ref": "EU-US Umbrella Agreement; DE-US MLA Treaty"}),
+                  "agreement_ref": "EU-US Umbrella Agreement; DE-US MLA Treaty",
+                  "quality_verified": True}),
         pieces(), actor="person:officer")
     node._delivery.wake()
     return sent.message.envelope_id
@@ -309,3 +310,76 @@ async def _nothing() -> AsyncIterator[tuple[int, bytes]]:
     return
     yield
 
+
+
+async def test_epoc_pr_extended_by_30_days_then_expires_on_both_sides(tmp_path: Path) -> None:
+    fed = make_federation(tmp_path / "fed")
+    clock = TravelClock()
+    started = [AgencyNode(fed.configs[i], clock=clock) for i in ("DE-BFJ", "NL-24X7")]
+    declared = {**DECLARED, "judicial_validation_ref": "AG-Berlin-77"}
+    try:
+        for node in started:
+            await node.start()
+        de, nl = started
+        assert de.ctx is not None and nl.ctx is not None
+        pr = await send(de, "NL-24X7", "epoc_pr", declared=declared)
+        await state_of(nl, pr, "delivered")
+        await answer(nl, pr, "execution_response", payload("execution_response"))
+        await state_of(de, pr, "preserved")
+        base = {d.name: d for d in await nl.ctx.store.deadlines(pr)}["preservation"]
+        assert base.due_at_ms - base.started_at_ms == 60 * 86_400_000
+        await send(de, "NL-24X7", "epoc_pr_extension", in_reply_to=pr, declared=declared)
+        await state_of(nl, pr, "extended")
+        for node in (de, nl):
+            assert node.ctx is not None
+            dl = {d.name: d for d in await node.ctx.store.deadlines(pr)}
+            assert dl["preservation"].status == "met"            # replaced...
+            assert dl["extension"].status == "running"           # ...by 30 more days
+            assert dl["extension"].started_at_ms == dl["preservation"].due_at_ms
+        # A second extension is refused (EPOC-PR: once), and stores nothing.
+        before = state_digest(fed.configs["DE-BFJ"])
+        with pytest.raises(StateError) as again:
+            await send(de, "NL-24X7", "epoc_pr_extension", in_reply_to=pr, declared=declared)
+        assert again.value.code == "ILLEGAL_TRANSITION"
+        assert state_digest(fed.configs["DE-BFJ"]) == before
+        clock.travel(91 * 86_400_000)
+        for node in (de, nl):
+            assert node.cases is not None and node.ctx is not None
+            await node.cases.scan_deadlines()
+            assert (await node.ctx.store.get_request(pr)).state == "expired"
+    finally:
+        for node in started:
+            await node.stop(grace=0.5)
+    events = [e["event_type"] for e in audit_events(fed.configs["NL-24X7"])]
+    assert "preservation.extended" in events and "preservation.expired" in events
+
+
+async def test_additional_information_partial_execution_and_withdrawal(tmp_path: Path) -> None:
+    fed = make_federation(tmp_path / "fed")
+    async with nodes(fed, "DE-BFJ", "US-OIA") as n:
+        de, us = n["DE-BFJ"], n["US-OIA"]
+        mla = await send(de, "US-OIA", "mla_request")
+        await state_of(us, mla, "delivered")
+        ask = await answer(us, mla, "additional_information_request",
+                           payload("additional_information_request"))
+        await state_of(de, mla, "additional_information_requested")
+        # The answer may name the question rather than the request: same request.
+        await answer(de, ask, "additional_information", payload("additional_information"))
+        await state_of(us, mla, "additional_information_supplied")
+        await answer(us, mla, "execution_response", payload(
+            "execution_response", execution_status="partially_executed",
+            not_executed_part="Traffic data older than six months: no longer held."))
+        await state_of(de, mla, "partially_executed")
+        # A second request in the same case is withdrawn before it is answered.
+        assert de.ctx is not None
+        case_id = (await de.ctx.store.get_request(mla)).case_id
+        second = await send(de, "US-OIA", "mla_request", placement=Placement(case_id=case_id))
+        await state_of(us, second, "delivered")
+        await answer(de, second, "withdrawal", payload("withdrawal"))
+        await state_of(us, second, "withdrawn")
+        await state_of(de, second, "withdrawn")
+        assert [r.request_id for r in await de.ctx.store.list_requests(case_id)] == [
+            mla, second]
+        for rid in (mla, second):
+            await Cases(de.ctx).record(rid, Cases.event("close"), actor="person:officer")
+            assert (await de.ctx.store.get_request(rid)).state == "closed"
