@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from broker.crypto import DEFAULT_CHUNK_SIZE
 
@@ -82,7 +83,7 @@ class LifecyclePolicy:
     weekend: tuple[int, ...] = (5, 6)
     approaching: float = 0.8
     scan_interval_s: float = 30.0
-    deadlines: tuple[Mapping[str, str], ...] = ()
+    deadlines: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         # TOML gives lists; keep the value hashable and immutable.

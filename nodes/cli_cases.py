@@ -157,6 +157,13 @@ def cmd_case_step(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_case_reference(args: argparse.Namespace) -> int:
+    with common.client(args) as client:
+        c = client.set_case_reference(args.case_id, args.reference)
+    common.emit(args, common.as_dict(c), lambda: f"case {c.case_id}: reference {c.reference}")
+    return 0
+
+
 def cmd_case_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     with common.client(args) as client:
@@ -219,8 +226,15 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     step = case_sub.add_parser("step", parents=parents,
                                help="record a local step: begin_execution, lift, close")
     step.add_argument("request_id")
-    step.add_argument("event", choices=["begin_execution", "lift", "close", "expire"])
+    step.add_argument("event", choices=["begin_execution", "lift", "close", "expire",
+                                        "withdrawal"],
+                      help="withdrawal: of a draft never sent (once sent: rogatory withdraw)")
     step.set_defaults(func=cmd_case_step)
+    ref = case_sub.add_parser("reference", parents=parents,
+                              help="set your own reference for a case (sent in answers)")
+    ref.add_argument("case_id")
+    ref.add_argument("reference")
+    ref.set_defaults(func=cmd_case_reference)
     export = case_sub.add_parser("export", parents=parents,
                                  help="write a court-ready bundle of the case")
     export.add_argument("case_id")

@@ -115,6 +115,7 @@ class AgencyNode:
             policy=load_policy_set(self.policy_dir), clock=self.clock,
             limits=cfg.limits, delivery=cfg.delivery, lifecycle=cfg.lifecycle)
         self.ctx = ctx
+        self.cases = Cases(ctx)  # checks the lifecycle settings before serving
         await store.set_meta("trust_list_version", str(trust.version), AuditEvent(
             EventType.TRUST_LIST_LOADED, actor=ctx.actor, reason=f"version={trust.version}"))
         ca, tls_key, tls_cert = _read(cfg.ca_cert), _read(cfg.tls_key), _read(cfg.tls_cert)
@@ -134,7 +135,6 @@ class AgencyNode:
         await store.audit(AuditEvent(EventType.NODE_STARTED, actor=ctx.actor))
         await store.checkpoint()
         self._checkpoints = asyncio.create_task(self._checkpoint_loop(), name="checkpoints")
-        self.cases = Cases(ctx)
         self._deadlines = asyncio.create_task(self._deadline_loop(), name="deadlines")
         log.info("node.started", node_id=cfg.node_id, exchange_port=self.exchange_port,
                  operator_port=self.operator_port, trust_list_version=trust.version)

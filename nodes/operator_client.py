@@ -121,6 +121,10 @@ class OperatorClient:
     def case(self, case_id: str) -> op.CaseDetail:
         return cast(op.CaseDetail, self._call(self._stub.GetCase, op.CaseRef(case_id=case_id)))
 
+    def set_case_reference(self, case_id: str, reference: str) -> op.CaseSummary:
+        return cast(op.CaseSummary, self._call(self._stub.UpdateCase, op.CaseUpdate(
+            case_id=case_id, reference=reference)))
+
     def deadlines(self, within_ms: int) -> op.DeadlineList:
         return cast(op.DeadlineList, self._call(self._stub.ListDeadlines,
                                                 op.DeadlineQuery(within_ms=within_ms)))

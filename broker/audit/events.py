@@ -57,6 +57,7 @@ class EventType(enum.StrEnum):
     PRESERVATION_FOLLOWED_UP = "preservation.followed_up"
     PRESERVATION_EXPIRED = "preservation.expired"
     PRESERVATION_LIFTED = "preservation.lifted"
+    CASE_REFERENCE_SET = "case.reference_set"     # an agency's own reference for a case
     DEADLINE_APPROACHING = "deadline.approaching"
     DEADLINE_PASSED = "deadline.passed"
     DEADLINE_ELAPSED = "deadline.elapsed"          # a minimum period has run

@@ -71,6 +71,7 @@ class DeadlineRecord:
     value: str = ""              # ISO 8601 duration, as in the template
     starts: str = "receipt"      # the clock token that starts it
     extends: str = ""            # the deadline it prolongs, if any
+    met_by: str = ""             # comma-separated events that meet it (agency deadlines)
 
 
 @dataclass(frozen=True)

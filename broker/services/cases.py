@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from broker.audit import AuditEvent, EventType
 from broker.bundle import CaseInfo, RequestInfo
 from broker.config import LifecyclePolicy
-from broker.errors import ConfigError, NotFound, StateError
+from broker.errors import ConfigError, NotFound, StateError, TemplateError
 from broker.lifecycle import (
     EXTENSION_CLOCK,
     Approval,
@@ -36,6 +36,7 @@ from broker.lifecycle import (
     Direction,
     Event,
     IllegalTransition,
+    IsoDuration,
     Kind,
     Side,
     State,
@@ -64,6 +65,7 @@ from broker.templating.model import Deadline
 
 UNKNOWN_REQUEST = "UNKNOWN_REQUEST"
 APPROVAL_REQUIRED = "APPROVAL_REQUIRED"
+MAX_REFERENCE = 200
 _RECEIPT_CLOCKS = frozenset({"receipt", "request_receipt"})
 _OPEN = ("running", "approaching")
 
@@ -226,6 +228,17 @@ class Cases:
         return self.ctx.at_rest.open("case-reference", case.case_id.encode(),
                                      case.reference).decode()
 
+    async def set_reference(self, case_id: str, reference: str, *, actor: str) -> CaseRecord:
+        """Give a case this node's own reference (e.g. the executing side's file number
+        for a request it received); it travels sealed in the answers it sends."""
+        if len(reference) > MAX_REFERENCE or not reference.isprintable():
+            raise StateError(f"a case reference is one printable line of at most "
+                             f"{MAX_REFERENCE} characters", code="REFERENCE_INVALID")
+        sealed = self.ctx.at_rest.seal("case-reference", case_id.encode(), reference.encode())
+        await self.ctx.store.set_case_reference(case_id, sealed, AuditEvent(
+            EventType.CASE_REFERENCE_SET, actor=actor, case_id=case_id))
+        return await self.ctx.store.get_case(case_id)
+
     def peer_reference(self, r: RequestRecord) -> str:
         """The other side's case reference for a request, as its messages gave it."""
         if not r.peer_reference:
@@ -386,13 +399,14 @@ class Cases:
                  payload: Mapping[str, Any], message_type: str) -> tuple[DeadlineRecord, ...]:
         """The deadlines this request may start: its template's (for this payload) and
         the agency's own, none running yet."""
-        found = [*template.deadlines_for(payload),
-                 *(d for mt, d in self.agency_deadlines if mt == message_type)]
+        found = [*((d, "") for d in template.deadlines_for(payload)),
+                 *((d, met_by) for mt, d, met_by in self.agency_deadlines
+                   if mt == message_type)]
         return tuple(DeadlineRecord(
             request_id=request_id, name=d.name, kind=d.kind, basis=d.basis,
             verification=d.verification, started_at_ms=0, due_at_ms=0, approaching_at_ms=0,
-            status="pending", value=d.value, starts=d.starts, extends=d.extends)
-            for d in found)
+            status="pending", value=d.value, starts=d.starts, extends=d.extends,
+            met_by=met_by) for d, met_by in found)
 
     def _clocks(self, t: Transition, rows: tuple[DeadlineRecord, ...],
                 at_ms: int) -> tuple[tuple[DeadlineRecord, ...], tuple[str, ...]]:
@@ -414,7 +428,8 @@ class Cases:
             elif (d.status == "pending" and d.starts in t.starts) or (
                     restart and d.starts in _RECEIPT_CLOCKS and d.status != "pending"):
                 start.append(self._running(d, at_ms))
-        stop = (set(t.ends) | {d.extends for d in start if d.extends}) - {
+        met = {d.name for d in rows if str(t.event) in d.met_by.split(",")}
+        stop = (set(t.ends) | met | {d.extends for d in start if d.extends}) - {
             d.name for d in start}
         return tuple(start), tuple(sorted(stop))
 
@@ -482,6 +497,9 @@ class Cases:
         change, t = self._step(request, event, at_ms=self.ctx.clock(), actor=actor,
                                envelope_id=None,
                                deadlines=await self.ctx.store.deadlines(request_id))
+        if t.target is State.WITHDRAWN and State(request.state) in (State.DRAFT,
+                                                                    State.APPROVED):
+            change = dataclasses.replace(change, drop_draft=True)  # never sent: kept no more
         if t.direction is not Direction.LOCAL:
             raise IllegalTransition(
                 f"illegal transition: {event} travels as a {t.message_type} message: send "
@@ -549,16 +567,25 @@ def _as_deadline(d: DeadlineRecord) -> Deadline:
                     kind=d.kind, starts=d.starts, extends=d.extends)
 
 
-def _agency_deadlines(policy: LifecyclePolicy) -> tuple[tuple[str, Deadline], ...]:
+def _agency_deadlines(policy: LifecyclePolicy) -> tuple[tuple[str, Deadline, str], ...]:
+    """(request message type, deadline, events that meet it) from the agency's config."""
     out = []
     for spec in policy.deadlines:
         try:
+            met_by = [str(e) for e in spec.get("met_by", [])]
+            unknown = [e for e in met_by if e not in {str(v) for v in Event}]
+            if unknown:
+                raise ConfigError(f"agency deadline {spec['name']!r}: unknown events "
+                                  f"{unknown} in met_by")
+            IsoDuration.parse(str(spec["value"]))
             out.append((str(spec["message_type"]), Deadline(
                 name=str(spec["name"]), value=str(spec["value"]), basis=str(spec["basis"]),
                 verification=str(spec.get("verification", "V")), kind=str(spec.get("kind", "")),
-                starts=str(spec.get("starts", "receipt")))))
+                starts=str(spec.get("starts", "receipt"))), ",".join(met_by)))
         except KeyError as e:
             raise ConfigError(f"an agency deadline misses {e.args[0]!r}") from e
+        except TemplateError as e:
+            raise ConfigError(f"agency deadline {spec.get('name')!r}: {e}") from e
     return tuple(out)
 
 

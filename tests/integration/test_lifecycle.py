@@ -383,3 +383,55 @@ async def test_additional_information_partial_execution_and_withdrawal(tmp_path:
         for rid in (mla, second):
             await Cases(de.ctx).record(rid, Cases.event("close"), actor="person:officer")
             assert (await de.ctx.store.get_request(rid)).state == "closed"
+
+
+async def test_agency_deadline_in_business_days_met_by_acknowledgement_and_references(
+        tmp_path: Path) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from nodes.config import load_config
+
+    fed = make_federation(tmp_path / "fed")
+    toml = fed.configs["US-OIA"].path
+    toml.write_text(toml.read_text() + '''
+[lifecycle]
+timezone = "America/New_York"
+day_count = "business"
+holidays = ["2026-12-25", "2027-01-01"]
+deadlines = [{message_type = "mla_request", name = "acknowledge_within", value = "P5D", \
+basis = "OIA practice: acknowledge within 5 business days", kind = "maximum", \
+starts = "receipt", verification = "V", met_by = ["acknowledgement"]}]
+''')
+    fed.configs["US-OIA"] = load_config(toml)
+    async with nodes(fed, "DE-BFJ", "US-OIA") as n:
+        de, us = n["DE-BFJ"], n["US-OIA"]
+        assert de.ctx is not None and us.ctx is not None
+        mla = await send(de, "US-OIA", "mla_request",
+                         placement=Placement(case_reference="BfJ-RHS-2026-0412"))
+        await state_of(us, mla, "delivered")
+        dl = {d.name: d for d in await us.ctx.store.deadlines(mla)}["acknowledge_within"]
+        ny = ZoneInfo("America/New_York")
+        start = datetime.fromtimestamp(dl.started_at_ms / 1000, ny)
+        end = datetime.fromtimestamp(dl.due_at_ms / 1000, ny)
+        assert end.weekday() < 5                           # a business day...
+        assert end.time().replace(microsecond=0) == start.time().replace(microsecond=0)
+        assert (end.date() - start.date()).days >= 5      # weekends skipped
+        # The executing side gives the case its own reference; its answer carries it.
+        case_id = (await us.ctx.store.get_request(mla)).case_id
+        await Cases(us.ctx).set_reference(case_id, "OIA-2026-331", actor="person:officer")
+        await answer(us, mla, "acknowledgement", payload("acknowledgement"))
+        await state_of(de, mla, "acknowledged")
+        met = {d.name: d for d in await us.ctx.store.deadlines(mla)}["acknowledge_within"]
+        assert met.status == "met"
+        seen = await de.ctx.store.get_request(mla)
+        assert Cases(de.ctx).peer_reference(seen) == "OIA-2026-331"
+        # A draft never sent is withdrawn locally, and its draft dropped.
+        draft = await Outgoing(de.ctx).draft(SendRequest(
+            to="US-OIA", message_type="mla_request", payload=skeleton("mla_request"),
+            declared=DECLARED), _nothing(), drafter=DRAFTER)
+        await Cases(de.ctx).record(draft.request_id, Cases.event("withdrawal"),
+                                   actor="person:dora.drafter")
+        assert (await de.ctx.store.get_request(draft.request_id)).state == "withdrawn"
+        with pytest.raises(StateError):
+            await Outgoing(de.ctx).approve(draft.request_id, approver=APPROVER)

@@ -147,3 +147,27 @@ def test_non_loopback_listen_refused(listen: str) -> None:
     """
     with pytest.raises(ConfigError, match="loopback"):
         check_loopback(listen)
+
+
+def test_lifecycle_settings_are_checked(tmp_path: Path) -> None:
+    """A node refuses to start on an unknown time zone, day count or deadline event."""
+    from broker.config import LifecyclePolicy
+    from broker.errors import ConfigError as Refused
+    from broker.services.cases import Cases
+    from broker.services.context import NodeContext
+
+    def cases(**settings: object) -> Cases:
+        ctx = NodeContext.__new__(NodeContext)
+        ctx.lifecycle = LifecyclePolicy(**settings)  # type: ignore[arg-type]
+        return Cases(ctx)
+
+    assert cases(timezone="Europe/Berlin", day_count="business").tz.key == "Europe/Berlin"
+    for bad in ({"timezone": "Mars/Olympus"}, {"day_count": "lunar"},
+                {"holidays": ["not-a-date"]},
+                {"deadlines": [{"message_type": "mla_request", "name": "x", "value": "P5D",
+                                "basis": "b", "met_by": ["teatime"]}]},
+                {"deadlines": [{"message_type": "mla_request", "name": "x", "value": "5 days",
+                                "basis": "b"}]},
+                {"deadlines": [{"message_type": "mla_request", "value": "P5D"}]}):
+        with pytest.raises(Refused):
+            cases(**bad)

@@ -258,6 +258,17 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         except RogatoryError as e:
             await _fail(context, e)
 
+    async def UpdateCase(self, request: op.CaseUpdate,
+                         context: grpc.aio.ServicerContext[Any, Any]) -> op.CaseSummary:
+        try:
+            operator = _operator(SENDERS)
+            case = await self.cases.set_reference(request.case_id, request.reference,
+                                                  actor=operator.actor)
+            return await self._case_summary(case)
+        except RogatoryError as e:
+            await _fail(context, e)
+            raise AssertionError("unreachable") from e
+
     async def ListDeadlines(self, request: op.DeadlineQuery,
                             context: grpc.aio.ServicerContext[Any, Any]) -> op.DeadlineList:
         try:

@@ -129,6 +129,7 @@ CREATE TABLE IF NOT EXISTS deadlines (
   value TEXT NOT NULL,
   starts TEXT NOT NULL,
   extends TEXT NOT NULL,
+  met_by TEXT NOT NULL,
   started_at_ms INTEGER NOT NULL,
   due_at_ms INTEGER NOT NULL,
   approaching_at_ms INTEGER NOT NULL,
@@ -537,12 +538,12 @@ class NodeStore:
             for d in c.start:
                 db.execute(
                     "INSERT OR REPLACE INTO deadlines (request_id, name, kind, basis, "
-                    "verification, value, starts, extends, started_at_ms, due_at_ms, "
+                    "verification, value, starts, extends, met_by, started_at_ms, due_at_ms, "
                     "approaching_at_ms, status, raised) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (rid, d.name, d.kind, d.basis, d.verification, d.value, d.starts,
-                     d.extends, d.started_at_ms, d.due_at_ms, d.approaching_at_ms, d.status,
-                     d.raised))
+                     d.extends, d.met_by, d.started_at_ms, d.due_at_ms, d.approaching_at_ms,
+                     d.status, d.raised))
             if c.draft is not None:
                 db.execute("INSERT INTO drafts (request_id, draft) VALUES (?, ?)",
                            (rid, c.draft))
@@ -668,6 +669,14 @@ class NodeStore:
                 (request_id.raw,))]
         return await self._run(q)
 
+    async def set_case_reference(self, case_id: str, reference: bytes,
+                                 event: AuditEvent) -> None:
+        def w(db: sqlite3.Connection) -> None:
+            if db.execute("UPDATE cases SET reference = ? WHERE case_id = ?",
+                          (reference, case_id)).rowcount != 1:
+                raise NotFound(f"no case {case_id}")
+        await self._run(self._tx, w, [event])
+
     async def get_draft(self, request_id: MessageId) -> bytes:
         def q() -> bytes:
             row = self.db.execute("SELECT draft FROM drafts WHERE request_id = ?",
@@ -731,7 +740,7 @@ _REQUEST_COLUMNS = ("request_id, case_id, side, kind, state, peer, message_type,
                     "template_version, header_sha256, opened_at_ms, updated_at_ms, "
                     "peer_reference, drafter, approver")
 _DEADLINE_COLUMNS = ("request_id, name, kind, basis, verification, started_at_ms, due_at_ms, "
-                     "approaching_at_ms, status, raised, value, starts, extends")
+                     "approaching_at_ms, status, raised, value, starts, extends, met_by")
 
 
 def _request(r: Sequence[Any]) -> RequestRecord:
@@ -743,7 +752,7 @@ def _request(r: Sequence[Any]) -> RequestRecord:
 def _deadline(r: Sequence[Any]) -> DeadlineRecord:
     return DeadlineRecord(MessageId(bytes(r[0])), str(r[1]), str(r[2]), str(r[3]), str(r[4]),
                           int(r[5]), int(r[6]), int(r[7]), str(r[8]), str(r[9]), str(r[10]),
-                          str(r[11]), str(r[12]))
+                          str(r[11]), str(r[12]), str(r[13]))
 
 
 def _message(row: Sequence[Any], attachments: tuple[StoredAttachment, ...]) -> StoredMessage:

@@ -565,6 +565,29 @@ class CaseRef(_message.Message):
 Global___CaseRef: _TypeAlias = CaseRef  # noqa: Y015
 
 @_typing.final
+class CaseUpdate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    reference: _builtins.str
+    """this agency's own reference for the case"""
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        reference: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "reference", b"reference"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseUpdate: _TypeAlias = CaseUpdate  # noqa: Y015
+
+@_typing.final
 class CaseDetail(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

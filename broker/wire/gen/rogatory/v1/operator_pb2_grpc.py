@@ -89,6 +89,11 @@ class OperatorStub:
                 request_serializer=rogatory_dot_v1_dot_operator__pb2.CaseRef.SerializeToString,
                 response_deserializer=rogatory_dot_v1_dot_operator__pb2.CaseDetail.FromString,
                 _registered_method=True)
+        self.UpdateCase = channel.unary_unary(
+                '/rogatory.v1.Operator/UpdateCase',
+                request_serializer=rogatory_dot_v1_dot_operator__pb2.CaseUpdate.SerializeToString,
+                response_deserializer=rogatory_dot_v1_dot_operator__pb2.CaseSummary.FromString,
+                _registered_method=True)
         self.ListDeadlines = channel.unary_unary(
                 '/rogatory.v1.Operator/ListDeadlines',
                 request_serializer=rogatory_dot_v1_dot_operator__pb2.DeadlineQuery.SerializeToString,
@@ -171,6 +176,12 @@ class OperatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateCase(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListDeadlines(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -240,6 +251,11 @@ def add_OperatorServicer_to_server(servicer, server):
                     servicer.GetCase,
                     request_deserializer=rogatory_dot_v1_dot_operator__pb2.CaseRef.FromString,
                     response_serializer=rogatory_dot_v1_dot_operator__pb2.CaseDetail.SerializeToString,
+            ),
+            'UpdateCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCase,
+                    request_deserializer=rogatory_dot_v1_dot_operator__pb2.CaseUpdate.FromString,
+                    response_serializer=rogatory_dot_v1_dot_operator__pb2.CaseSummary.SerializeToString,
             ),
             'ListDeadlines': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDeadlines,
@@ -549,6 +565,33 @@ class Operator:
             '/rogatory.v1.Operator/GetCase',
             rogatory_dot_v1_dot_operator__pb2.CaseRef.SerializeToString,
             rogatory_dot_v1_dot_operator__pb2.CaseDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.v1.Operator/UpdateCase',
+            rogatory_dot_v1_dot_operator__pb2.CaseUpdate.SerializeToString,
+            rogatory_dot_v1_dot_operator__pb2.CaseSummary.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,7 @@ class OperatorStub:
     RecordStep: _grpc.UnaryUnaryMultiCallable[_operator_pb2.StepRequest, _operator_pb2.RequestSummary]
     ListCases: _grpc.UnaryUnaryMultiCallable[_operator_pb2.CaseQuery, _operator_pb2.CaseList]
     GetCase: _grpc.UnaryUnaryMultiCallable[_operator_pb2.CaseRef, _operator_pb2.CaseDetail]
+    UpdateCase: _grpc.UnaryUnaryMultiCallable[_operator_pb2.CaseUpdate, _operator_pb2.CaseSummary]
     ListDeadlines: _grpc.UnaryUnaryMultiCallable[_operator_pb2.DeadlineQuery, _operator_pb2.DeadlineList]
     ExportCase: _grpc.UnaryStreamMultiCallable[_operator_pb2.CaseRef, _operator_pb2.AttachmentData]
 
@@ -61,6 +62,7 @@ class OperatorAsyncStub(OperatorStub):
     RecordStep: _aio.UnaryUnaryMultiCallable[_operator_pb2.StepRequest, _operator_pb2.RequestSummary]  # type: ignore[assignment]
     ListCases: _aio.UnaryUnaryMultiCallable[_operator_pb2.CaseQuery, _operator_pb2.CaseList]  # type: ignore[assignment]
     GetCase: _aio.UnaryUnaryMultiCallable[_operator_pb2.CaseRef, _operator_pb2.CaseDetail]  # type: ignore[assignment]
+    UpdateCase: _aio.UnaryUnaryMultiCallable[_operator_pb2.CaseUpdate, _operator_pb2.CaseSummary]  # type: ignore[assignment]
     ListDeadlines: _aio.UnaryUnaryMultiCallable[_operator_pb2.DeadlineQuery, _operator_pb2.DeadlineList]  # type: ignore[assignment]
     ExportCase: _aio.UnaryStreamMultiCallable[_operator_pb2.CaseRef, _operator_pb2.AttachmentData]  # type: ignore[assignment]
 
@@ -142,6 +144,13 @@ class OperatorServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.CaseRef,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.CaseDetail, _abc.Awaitable[_operator_pb2.CaseDetail]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateCase(
+        self,
+        request: _operator_pb2.CaseUpdate,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.CaseSummary, _abc.Awaitable[_operator_pb2.CaseSummary]]: ...
 
     @_abc_1.abstractmethod
     def ListDeadlines(
