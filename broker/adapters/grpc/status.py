@@ -44,6 +44,9 @@ def status_for(error: RogatoryError, *,  # noqa: PLR0911 - a table
         return grpc.StatusCode.FAILED_PRECONDITION, error.message, error.code
     if isinstance(error, Unauthenticated):
         return grpc.StatusCode.UNAUTHENTICATED, error.message, error.code
+    if isinstance(error, StateError) and error.retriable:
+        # e.g. a lifecycle step that raced another on the same request: try again.
+        return grpc.StatusCode.ABORTED, error.message, error.code
     if isinstance(error, StateError):
         code = (grpc.StatusCode.NOT_FOUND if error.code == "NOT_FOUND"
                 else grpc.StatusCode.FAILED_PRECONDITION)
