@@ -435,3 +435,33 @@ starts = "receipt", verification = "V", met_by = ["acknowledgement"]}]
         assert (await de.ctx.store.get_request(draft.request_id)).state == "withdrawn"
         with pytest.raises(StateError):
             await Outgoing(de.ctx).approve(draft.request_id, approver=APPROVER)
+
+
+async def test_eio_acknowledgement_and_recognition_deadlines_from_template_data(
+        tmp_path: Path) -> None:
+    fed = make_federation(tmp_path / "fed")
+    async with nodes(fed, "DE-BFJ", "NL-24X7") as n:
+        de, nl = n["DE-BFJ"], n["NL-24X7"]
+        assert de.ctx is not None and nl.ctx is not None
+        eio = await send(de, "NL-24X7", "eio",
+                         declared={**DECLARED, "judicial_validation_ref": "AG-Berlin-77"})
+        await state_of(nl, eio, "delivered")
+        dl = {d.name: d for d in await nl.ctx.store.deadlines(eio)}
+        assert dl["acknowledge_receipt"].status == "running"       # Art. 16(1): 1 week
+        assert dl["acknowledge_receipt"].due_at_ms - dl["acknowledge_receipt"].started_at_ms \
+            == 7 * 86_400_000
+        assert dl["recognition_decision"].status == "running"      # Art. 12(3): 30 days
+        assert dl["execution_after_decision"].status == "pending"
+        # An EIO is acknowledged with Annex B, not the generic acknowledgement.
+        with pytest.raises(StateError) as wrong:
+            await answer(nl, eio, "acknowledgement", payload("acknowledgement"))
+        assert wrong.value.code == "ILLEGAL_TRANSITION"
+        await answer(nl, eio, "eio_acknowledgement", payload("eio_acknowledgement"))
+        await state_of(de, eio, "acknowledged")
+        await Cases(nl.ctx).record(eio, Cases.event("begin_execution"), actor="person:x")
+        dl = {d.name: d for d in await nl.ctx.store.deadlines(eio)}
+        assert dl["acknowledge_receipt"].status == "met"
+        assert dl["recognition_decision"].status == "met"          # the decision is taken
+        assert dl["execution_after_decision"].status == "running"  # Art. 12(4): 90 days
+        assert dl["execution_after_decision"].due_at_ms \
+            - dl["execution_after_decision"].started_at_ms == 90 * 86_400_000
