@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from broker.audit import AuditEvent, EventType
 from broker.crypto import StreamOpener, chunk_count, fingerprint
-from broker.errors import NotFound, ReceiptInvalid, StateError
+from broker.errors import NotFound, PeerError, ReceiptInvalid, StateError
 from broker.model import MessageId, ReceiptBody
 from broker.model.stored import StoredAttachment, StoredMessage
 from broker.receipts import verify_receipt
@@ -45,6 +45,7 @@ class ReceiptView:
     raw: bytes
     verified: bool
     error: str
+    key_status: str = ""     # the receiver's key now: valid | revoked_after_receipt
 
 
 class Mailbox:
@@ -100,23 +101,35 @@ class Mailbox:
         return AttachmentView(a.index, name, a.media_type, a.size, a.sha256.hex())
 
     async def receipt(self, message_id: MessageId) -> ReceiptView:
-        """The receipt of a message, re-verified against the current trust list."""
+        """The receipt of a message, re-verified against the current trust list.
+
+        The receiver's key is checked as it was when the receipt was stored (this node
+        verified it then and logged it, which countersigns its time): a key revoked
+        since does not void the receipts it signed before (matrix C09); the view says
+        so in ``key_status``.
+        """
         ctx = self.ctx
         m = await ctx.store.get_message(message_id)
         try:
-            direction, raw, _status, _at = await ctx.store.get_receipt(message_id)
+            direction, raw, _status, stored_at = await ctx.store.get_receipt(message_id)
         except NotFound:
             raise NotFound(f"no receipt yet for {message_id}") from None
         receiver, sender = ((m.peer, ctx.node_id) if direction == "out"
                             else (ctx.node_id, m.peer))
         receipt = codec.decode_receipt(raw)
+        now = ctx.clock()
         try:
             body = verify_receipt(receipt, trust=ctx.trust, receiver=receiver, sender=sender,
                                   envelope_id=message_id, header_sha256=m.header_sha256,
-                                  now_ms=ctx.clock())
+                                  now_ms=min(stored_at, now))
         except ReceiptInvalid as e:
             return ReceiptView(direction, None, raw, False, e.code)
-        return ReceiptView(direction, body, raw, True, "")
+        try:
+            ctx.trust.node(receiver).verify_key(body.receiver_key_id, now)
+            key_status = "valid"
+        except PeerError:
+            key_status = "revoked_after_receipt"
+        return ReceiptView(direction, body, raw, True, "", key_status)
 
     async def read_attachment(self, message_id: MessageId, index: int, *, actor: str,
                               justification: str = "") -> AsyncIterator[bytes]:

@@ -63,3 +63,43 @@ async def test_trust_list_rollback_refused_at_start(fed: Federation) -> None:
     with pytest.raises(TrustListRollback):
         async with nodes(fed, "NL-24X7"):
             pass
+
+
+async def test_receipt_signed_before_a_key_revocation_still_verifies(tmp_path: Path) -> None:
+    """Matrix C09. Timeline: US-OIA receipts a DE-BFJ request; later US-OIA's signing key
+    is revoked (trust list v2); DE-BFJ restarts with v2: the old receipt still verifies
+    (checked at the time DE-BFJ stored it, which its audit log countersigns) and says the
+    key has been revoked since; a new envelope signed with that key is refused."""
+    import asyncio
+    import base64
+    from datetime import UTC, datetime, timedelta
+
+    from broker.services.mailbox import Mailbox
+    from tests.harness import make_federation, send, wait_delivered
+
+    fed = make_federation(tmp_path / "fed")
+    async with nodes(fed, "DE-BFJ", "US-OIA") as n:
+        mid = await send(n["DE-BFJ"], "US-OIA", "preservation")
+        assert await wait_delivered(n["DE-BFJ"], mid) == "delivered"
+    await asyncio.sleep(0.01)
+    path = fed.root / "trust-list.json"
+    doc = json.loads(base64.b64decode(json.loads(path.read_text())["payload"]))
+    doc["version"] += 1
+    revoked = (datetime.now(UTC) + timedelta(milliseconds=1)).isoformat()
+    for node in doc["nodes"]:
+        if node["node_id"] == "US-OIA":
+            node["signing_keys"][0]["revoked_at"] = revoked
+    admin = SigningKey.from_pem((fed.root / "admin" / "admin-1.pem").read_bytes())
+    path.write_bytes(sign_trust_list(doc, [admin]))
+    await asyncio.sleep(0.01)
+    async with nodes(fed, "DE-BFJ") as n:
+        de = n["DE-BFJ"]
+        assert de.ctx is not None and de.ctx.trust.version == 2
+        view = await Mailbox(de.ctx).receipt(mid)
+        assert view.verified and view.key_status == "revoked_after_receipt"
+        forged = craft(fed, sender="US-OIA", recipient="DE-BFJ")
+        code, _, _ = await evil_deliver(fed, de, forged.envelope, as_node="US-OIA")
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+    reasons = [e["reason"] for e in audit_events(fed.configs["DE-BFJ"])
+               if e["event_type"] == "envelope.rejected"]
+    assert reasons[-1] == "KEY_REVOKED"

@@ -821,6 +821,7 @@ class ReceiptDetail(_message.Message):
     HEADER_SHA256_FIELD_NUMBER: _builtins.int
     VERIFIED_FIELD_NUMBER: _builtins.int
     RECEIPT_FIELD_NUMBER: _builtins.int
+    KEY_STATUS_FIELD_NUMBER: _builtins.int
     message_id: _builtins.str
     receiver: _builtins.str
     receiver_key_id: _builtins.str
@@ -830,6 +831,8 @@ class ReceiptDetail(_message.Message):
     verified: _builtins.bool
     receipt: _builtins.bytes
     """Receipt bytes, for independent verification"""
+    key_status: _builtins.str
+    """the receiver's key now: valid | revoked_after_receipt"""
     def __init__(
         self,
         *,
@@ -841,10 +844,11 @@ class ReceiptDetail(_message.Message):
         header_sha256: _builtins.str = ...,
         verified: _builtins.bool = ...,
         receipt: _builtins.bytes = ...,
+        key_status: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["header_sha256", b"header_sha256", "message_id", b"message_id", "receipt", b"receipt", "received_at_ms", b"received_at_ms", "receiver", b"receiver", "receiver_key_id", b"receiver_key_id", "status", b"status", "verified", b"verified"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["header_sha256", b"header_sha256", "key_status", b"key_status", "message_id", b"message_id", "receipt", b"receipt", "received_at_ms", b"received_at_ms", "receiver", b"receiver", "receiver_key_id", b"receiver_key_id", "status", b"status", "verified", b"verified"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
