@@ -195,7 +195,8 @@ def craft(fed: Federation, *, sender: str, recipient: str, message_type: str = "
           payload: bytes | None = None, attachments: Sequence[bytes] = (),
           signer: SigningKey | None = None, created_ms: int | None = None,
           ttl_ms: int = 3_600_000, envelope_id: MessageId | None = None,
-          chunk_size: int = 1 << 16, template: tuple[str, str] | None = None) -> Crafted:
+          chunk_size: int = 1 << 16, template: tuple[str, str] | None = None,
+          in_reply_to: MessageId | None = None) -> Crafted:
     """A well-formed envelope (and sealed chunks) that an attacker may then mutate."""
     trust = fed.trust()
     tmpl = REGISTRY.default_for_message_type(message_type)
@@ -216,7 +217,7 @@ def craft(fed: Federation, *, sender: str, recipient: str, message_type: str = "
         message_type=message_type, template_id=tid, template_version=tver,
         payload=payload or skeleton(message_type), attachments=prepared,
         now_ms=created_ms if created_ms is not None else now_ms(), ttl_ms=ttl_ms,
-        envelope_id=eid)
+        envelope_id=eid, in_reply_to=in_reply_to)
     return Crafted(env, chunks)
 
 
