@@ -115,7 +115,7 @@ class AgencyNode:
             policy=load_policy_set(self.policy_dir), clock=self.clock,
             limits=cfg.limits, delivery=cfg.delivery, lifecycle=cfg.lifecycle)
         self.ctx = ctx
-        self.cases = Cases(ctx)  # checks the lifecycle settings before serving
+        self.cases = Cases.of(ctx)  # checks the lifecycle settings before serving
         await store.set_meta("trust_list_version", str(trust.version), AuditEvent(
             EventType.TRUST_LIST_LOADED, actor=ctx.actor, reason=f"version={trust.version}"))
         ca, tls_key, tls_cert = _read(cfg.ca_cert), _read(cfg.tls_key), _read(cfg.tls_cert)

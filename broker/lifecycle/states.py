@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from types import MappingProxyType
 
 from broker.lifecycle.approval import Approval, Person, check_approval
@@ -234,6 +235,7 @@ def target_of(state: State, event: Event, *, side: Side, kind: Kind) -> State | 
     return TRANSITIONS[kind_rules.preservation].get((state, event))
 
 
+@cache  # a function of the fixed tables above; asked for every request shown to operators
 def allowed_events(state: State, *, side: Side, kind: Kind) -> frozenset[Event]:
     """The events ``state`` accepts on ``side`` for ``kind`` (what the inbox may offer)."""
     return frozenset(e for e in Event if target_of(state, e, side=side, kind=kind) is not None)

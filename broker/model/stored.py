@@ -43,8 +43,24 @@ class StoredMessage:
 
 @dataclass(frozen=True)
 class OutboxItem:
+    """A pending delivery, with what an attempt needs of its message (read with it, so
+    an attempt does not read the stored message again)."""
+
     envelope_id: MessageId
     recipient: str
     envelope: bytes
     attempts: int
     expires_at_ms: int
+    message_type: str = ""
+    template_id: str = ""
+    template_version: str = ""
+    header_sha256: bytes = b""
+    attachments: tuple[StoredAttachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class DueOutbox:
+    """The deliveries due now, and when the next pending one not due yet falls due."""
+
+    items: tuple[OutboxItem, ...]
+    next_due_ms: int | None

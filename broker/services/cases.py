@@ -57,7 +57,7 @@ from broker.model.cases import (
     RequestRecord,
     StepRecord,
 )
-from broker.model.stored import StoredAttachment, StoredMessage
+from broker.model.stored import StoredAttachment
 from broker.services.context import NodeContext, log
 from broker.services.export import ExportSummary, export_case
 from broker.templating import Template
@@ -133,6 +133,16 @@ class Cases:
             raise ConfigError(f"lifecycle calendar: {e}") from e
         self.threshold = policy.approaching
         self.agency_deadlines = _agency_deadlines(policy)
+        self.policy = policy
+
+    @classmethod
+    def of(cls, ctx: NodeContext) -> Cases:
+        """The node's planner, built once per lifecycle policy and kept on the context:
+        building one parses the policy (time zone, calendar, agency deadlines)."""
+        cases = ctx.cases
+        if cases is None or cases.policy is not ctx.lifecycle:
+            cases = ctx.cases = cls(ctx)
+        return cases
 
     # -- planning outgoing messages -------------------------------------------------------
 
@@ -155,10 +165,12 @@ class Cases:
                                              template=template, payload=payload,
                                              placement=placement, at_ms=at_ms, actor=actor,
                                              approval=approval, draft=draft)
-        request = await self._answered(in_reply_to, peer=to, message_type=message_type)
+        request, deadlines = await self._answered(in_reply_to, peer=to,
+                                                  message_type=message_type)
         event = event_for_message(message_type, payload, kind=Kind(request.kind))
-        changes = await self._move(request, event, at_ms=at_ms, actor=actor, envelope_id=eid,
-                                   direction=Direction.OUTGOING, message_type=message_type)
+        changes = self._move(request, deadlines, event, at_ms=at_ms, actor=actor,
+                             envelope_id=eid, direction=Direction.OUTGOING,
+                             message_type=message_type)
         return Plan(tuple(changes), case_reference=await self._reference(request.case_id))
 
     async def _open_outgoing(self, *, eid: MessageId, to: str, message_type: str,
@@ -300,12 +312,12 @@ class Cases:
             for f in follows:
                 changes.extend(await self._follow_up(f, at_ms=at_ms, actor=actor))
             return Plan(tuple(changes))
-        request = await self._answered(h.in_reply_to, peer=h.sender,
-                                       message_type=h.message_type)
+        request, deadlines = await self._answered(h.in_reply_to, peer=h.sender,
+                                                  message_type=h.message_type)
         event = event_for_message(h.message_type, payload, kind=Kind(request.kind))
-        changes = await self._move(request, event, at_ms=at_ms, actor=actor,
-                                   envelope_id=h.envelope_id, direction=Direction.INCOMING,
-                                   message_type=h.message_type)
+        changes = self._move(request, deadlines, event, at_ms=at_ms, actor=actor,
+                             envelope_id=h.envelope_id, direction=Direction.INCOMING,
+                             message_type=h.message_type)
         if v.body.case_reference:
             last = changes[-1]
             changes[-1] = dataclasses.replace(last, request=dataclasses.replace(
@@ -313,34 +325,34 @@ class Cases:
                     "peer-reference", request.request_id.raw, v.body.case_reference.encode())))
         return Plan(tuple(changes))
 
-    async def plan_receipt(self, msg: StoredMessage, received_at_ms: int) -> Plan:
-        """The requesting side's ``receipt`` step when a request it sent is delivered
-        (skipped if an answer already proved delivery)."""
-        request = await self.ctx.store.request_of_message(msg.envelope_id)
-        if request is None or request.request_id != msg.envelope_id:
+    async def plan_receipt(self, envelope_id: MessageId, received_at_ms: int) -> Plan:
+        """The requesting side's ``receipt`` step when the request it sent as message
+        ``envelope_id`` is delivered (skipped if an answer already proved delivery)."""
+        found = await self.ctx.store.request_with_deadlines(envelope_id)
+        if found is None:
             return Plan()
-        if request.state != State.SENT:
+        request, deadlines = found
+        if request.request_id != envelope_id or request.state != State.SENT:
             return Plan()
         change, _ = self._step(request, Event.RECEIPT, at_ms=received_at_ms,
-                               actor=self.ctx.actor, envelope_id=None,
-                               deadlines=await self.ctx.store.deadlines(request.request_id))
+                               actor=self.ctx.actor, envelope_id=None, deadlines=deadlines)
         return Plan((dataclasses.replace(change, optional=True),))
 
     async def _answered(self, in_reply_to: MessageId | None, *, peer: str,
-                        message_type: str) -> RequestRecord:
+                        message_type: str) -> tuple[RequestRecord, list[DeadlineRecord]]:
+        """The request a message answers, with its deadlines (one read)."""
         if in_reply_to is None:
             raise UnknownRequest(f"a {message_type} must answer a message of a request "
                                  "(in_reply_to)")
-        request = await self.ctx.store.request_of_message(in_reply_to)
-        if request is None or request.peer != peer:
+        found = await self.ctx.store.request_with_deadlines(in_reply_to)
+        if found is None or found[0].peer != peer:
             # The same answer whether unknown or held with another peer: no oracle.
             raise UnknownRequest(f"in_reply_to names no request exchanged with {peer}")
-        return request
+        return found
 
-    async def _move(self, request: RequestRecord, event: Event, *, at_ms: int, actor: str,
-                    envelope_id: MessageId, direction: Direction,
-                    message_type: str) -> list[LifecycleChange]:
-        deadlines = await self.ctx.store.deadlines(request.request_id)
+    def _move(self, request: RequestRecord, deadlines: list[DeadlineRecord], event: Event, *,
+              at_ms: int, actor: str, envelope_id: MessageId, direction: Direction,
+              message_type: str) -> list[LifecycleChange]:
         changes: list[LifecycleChange] = []
         if request.side == Side.REQUESTING and request.state == State.SENT:
             # An answer proves delivery, even if our receipt is still on its way back.
@@ -534,7 +546,7 @@ async def export(ctx: NodeContext, case_id: str, out: Path, *, actor: str,
     """Write the court-ready bundle of one case: its requests with their history, every
     message of them with receipts, evidence and audit inclusion proofs."""
     store = ctx.store
-    cases = Cases(ctx)
+    cases = Cases.of(ctx)
     case = await store.get_case(case_id)
     infos, messages, seen = [], [], set()
     for r in await store.list_requests(case_id):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -14,6 +15,9 @@ from broker.policy import PolicySet
 from broker.ports import Blobs, Clock, Store
 from broker.templating import TemplateRegistry
 from broker.trust import TrustList
+
+if TYPE_CHECKING:
+    from broker.services.cases import Cases
 
 log = structlog.get_logger("rogatory")
 
@@ -35,6 +39,8 @@ class NodeContext:
     lifecycle: LifecyclePolicy = field(default_factory=LifecyclePolicy)
     # Raises when the node must refuse new exchanges (e.g. the audit backlog is full).
     gate: Callable[[], None] = lambda: None
+    # The lifecycle planner built from `lifecycle`, once (see `Cases.of`).
+    cases: Cases | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def actor(self) -> str:

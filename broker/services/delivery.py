@@ -19,7 +19,7 @@ from broker.audit import AuditEvent, EventType
 from broker.crypto import TAG_SIZE, chunk_count
 from broker.errors import PeerError, ReceiptInvalid, RogatoryError
 from broker.model import ReceiptStatus
-from broker.model.stored import OutboxItem, StoredMessage
+from broker.model.stored import OutboxItem
 from broker.ports import Transport, WireChunk
 from broker.receipts import verify_receipt
 from broker.services.cases import Cases
@@ -76,17 +76,21 @@ class Delivery:
         while True:
             self._wake.clear()
             free = limit - len(self._in_flight)
+            next_due: int | None = None
             if free > 0:
-                due = await self.ctx.store.due_outbox(self.ctx.clock(), free,
-                                                      exclude=list(self._in_flight))
-                for item in due:
-                    if self._per_peer[item.recipient] >= self.ctx.delivery.max_in_flight_per_peer:
-                        continue
+                per_peer = self.ctx.delivery.max_in_flight_per_peer
+                due = await self.ctx.store.due_outbox(
+                    self.ctx.clock(), free, exclude=list(self._in_flight), per_peer=per_peer,
+                    busy=dict(self._per_peer))
+                for item in due.items:
+                    if self._per_peer[item.recipient] >= per_peer:
+                        continue  # that peer's next completion wakes the loop
                     self._per_peer[item.recipient] += 1
                     task = asyncio.create_task(self._deliver_one(item))
                     self._in_flight[item.envelope_id.raw] = task
                     task.add_done_callback(self._done(item.envelope_id.raw, item.recipient))
-            await self._sleep_until_due()
+                next_due = due.next_due_ms
+            await self._sleep_until_due(next_due)
 
     def _done(self, key: bytes, recipient: str) -> Callable[[asyncio.Task[None]], None]:
         def callback(task: asyncio.Task[None]) -> None:
@@ -97,15 +101,19 @@ class Delivery:
             self._wake.set()
         return callback
 
-    async def _sleep_until_due(self) -> None:
-        next_due = await self.ctx.store.next_due_ms()
+    async def _sleep_until_due(self, next_due: int | None) -> None:
+        """Until a send or a finished attempt wakes the loop, or the next retry falls due.
+
+        Entries due now but not started (a peer at its limit, more than the free slots)
+        wait for the wake of an attempt finishing, so the loop does not poll the store
+        while deliveries are in flight.
+        """
         timeout = 5.0
         if next_due is not None:
             timeout = min(timeout, max(0.0, (next_due - self.ctx.clock()) / 1000))
-        if len(self._in_flight) >= self.ctx.delivery.max_in_flight:
-            timeout = 5.0
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.005))
+            async with asyncio.timeout(max(timeout, 0.005)):  # no task per wait, unlike wait_for
+                await self._wake.wait()
 
     async def _deliver_one(self, item: OutboxItem) -> None:
         """One attempt; an unexpected failure is retried later, never in a hot loop."""
@@ -126,60 +134,59 @@ class Delivery:
     async def _attempt(self, item: OutboxItem) -> None:
         ctx = self.ctx
         now = ctx.clock()
-        msg = await ctx.store.get_message(item.envelope_id)
         if now >= item.expires_at_ms:
             await ctx.store.mark_failed(item.envelope_id, "expired", "EXPIRED",
-                                        self._event(EventType.DELIVERY_EXPIRED, msg, "EXPIRED"))
+                                        self._event(EventType.DELIVERY_EXPIRED, item, "EXPIRED"))
             log.error("delivery.expired", envelope_id=str(item.envelope_id), to=item.recipient)
             return
         envelope = codec.decode_envelope(item.envelope)
-        total = sum(a.size for a in msg.attachments)
+        total = sum(a.size for a in item.attachments)
         timeout = ctx.delivery.call_timeout_s + total / (1 << 20) * \
             ctx.delivery.stream_timeout_s_per_mib
         try:
             receipt = await self.transport.deliver(item.recipient, envelope,
-                                                   self._chunks(msg), timeout_s=timeout)
+                                                   self._chunks(item), timeout_s=timeout)
             body = verify_receipt(receipt, trust=ctx.trust, receiver=item.recipient,
                                   sender=ctx.node_id, envelope_id=item.envelope_id,
-                                  header_sha256=msg.header_sha256, now_ms=ctx.clock())
+                                  header_sha256=item.header_sha256, now_ms=ctx.clock())
         except ReceiptInvalid as e:
-            await ctx.store.audit(self._event(EventType.RECEIPT_INVALID, msg, e.code))
-            await self._retry(item, msg, e)
+            await ctx.store.audit(self._event(EventType.RECEIPT_INVALID, item, e.code))
+            await self._retry(item, e)
             return
         except RogatoryError as e:
             if e.retriable:
-                await self._retry(item, msg, e)
+                await self._retry(item, e)
             else:
                 await ctx.store.mark_failed(item.envelope_id, "refused", e.code,
-                                            self._event(EventType.DELIVERY_REFUSED, msg, e.code))
+                                            self._event(EventType.DELIVERY_REFUSED, item, e.code))
                 log.error("delivery.refused", envelope_id=str(item.envelope_id),
                           to=item.recipient, reason=e.code)
             return
         status = "duplicate" if body.status == ReceiptStatus.DUPLICATE else "accepted"
-        delivered = dataclasses.replace(self._event(EventType.ENVELOPE_DELIVERED, msg),
+        delivered = dataclasses.replace(self._event(EventType.ENVELOPE_DELIVERED, item),
                                         peer_tree_head=body.receiver_tree_head,
-                                        recipients=(msg.peer,))
-        plan = await Cases(ctx).plan_receipt(msg, body.received_at_ms)
+                                        recipients=(item.recipient,))
+        plan = await Cases.of(ctx).plan_receipt(item.envelope_id, body.received_at_ms)
         await ctx.store.mark_delivered(item.envelope_id, codec.encode_receipt(receipt), status,
                                        body.received_at_ms, delivered, changes=plan.changes)
         log.info("envelope.delivered", envelope_id=str(item.envelope_id), to=item.recipient,
                  receipt=status, attempts=item.attempts + 1)
 
-    async def _retry(self, item: OutboxItem, msg: StoredMessage, error: RogatoryError) -> None:
+    async def _retry(self, item: OutboxItem, error: RogatoryError) -> None:
         attempt = item.attempts + 1
         policy = self.ctx.delivery
         delay = backoff_ms(attempt, initial_ms=policy.initial_backoff_ms,
                            max_ms=policy.max_backoff_ms, multiplier=policy.multiplier,
                            rng=self._rng)
         await self.ctx.store.mark_retry(item.envelope_id, self.ctx.clock() + delay, error.code,
-                                        self._event(EventType.DELIVERY_RETRY, msg, error.code))
+                                        self._event(EventType.DELIVERY_RETRY, item, error.code))
         log.warning("delivery.retry", envelope_id=str(item.envelope_id), to=item.recipient,
                     reason=error.code, attempt=attempt, delay_ms=delay,
                     peer_fault=isinstance(error, PeerError))
 
-    async def _chunks(self, msg: StoredMessage) -> AsyncIterator[WireChunk]:
+    async def _chunks(self, item: OutboxItem) -> AsyncIterator[WireChunk]:
         """The stored wire ciphertext of every attachment, chunk by chunk, in order."""
-        for a in msg.attachments:
+        for a in item.attachments:
             count = chunk_count(a.size, a.chunk_size)
             sizes = _chunk_sizes(a.size, a.chunk_size, count)
             for counter, piece in enumerate(self.ctx.blobs.read_chunks(a.path, sizes)):
@@ -187,11 +194,11 @@ class Delivery:
                 if counter % 8 == 7:
                     await asyncio.sleep(0)
 
-    def _event(self, event_type: EventType, msg: StoredMessage, reason: str = "") -> AuditEvent:
-        return AuditEvent(event_type, actor=self.ctx.actor, envelope_id=msg.envelope_id,
-                          peer=msg.peer, message_type=msg.message_type,
-                          template_id=msg.template_id, template_version=msg.template_version,
-                          header_sha256=msg.header_sha256, reason=reason)
+    def _event(self, event_type: EventType, item: OutboxItem, reason: str = "") -> AuditEvent:
+        return AuditEvent(event_type, actor=self.ctx.actor, envelope_id=item.envelope_id,
+                          peer=item.recipient, message_type=item.message_type,
+                          template_id=item.template_id, template_version=item.template_version,
+                          header_sha256=item.header_sha256, reason=reason)
 
 
 def _chunk_sizes(size: int, chunk_size: int, count: int) -> Iterator[int]:

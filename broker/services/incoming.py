@@ -90,7 +90,7 @@ class Incoming:
                               template=template, message_type=h.message_type, payload=payload,
                               legal_basis=h.legal_basis,
                               obligations=[o.id for o in h.obligations])
-            plan = await Cases(ctx).plan_incoming(verified, template, payload, now)
+            plan = await Cases.of(ctx).plan_incoming(verified, template, payload, now)
             return await self._store(verified, chunks, now, decision, plan)
         except RogatoryError as e:
             await self._reject(e, envelope, verified, header_sha, peer_identity)

@@ -78,6 +78,7 @@ class SentMessage:
     message: StoredMessage
     attachments: tuple[AttachmentEntry, ...]
     filenames: tuple[str, ...]
+    request: RequestRecord | None = None   # the request it belongs to, as committed with it
 
 
 def parse_payload(payload: bytes) -> dict[str, Any]:
@@ -136,7 +137,7 @@ class Outgoing:
         ttl = req.ttl_ms or ctx.limits.default_ttl_ms
         ttl = min(ttl, ctx.limits.max_ttl_ms)
         eid = req.draft.request_id if req.draft is not None else MessageId.new()
-        plan = await Cases(ctx).plan_outgoing(
+        plan = await Cases.of(ctx).plan_outgoing(
             eid=eid, to=recipient.node_id, message_type=req.message_type, template=template,
             payload=payload, in_reply_to=req.in_reply_to, placement=req.placement,
             at_ms=now, actor=actor, approval=req.approval, draft=req.draft)
@@ -193,7 +194,11 @@ class Outgoing:
             raise
         log.info("envelope.sent", envelope_id=str(eid), to=recipient.node_id,
                  message_type=req.message_type, attachments=len(prepared))
-        return SentMessage(msg, header.attachments, tuple(a.filename for a in prepared))
+        # The last step linked to this message leaves its request as the store now holds
+        # it (the commit refuses a request that moved meanwhile): no read back needed.
+        request = next((c.request for c in reversed(plan.changes) if c.link == eid), None)
+        return SentMessage(msg, header.attachments, tuple(a.filename for a in prepared),
+                           request)
 
     async def draft(self, req: SendRequest, chunks: AsyncIterator[tuple[int, bytes]], *,
                     drafter: Person) -> RequestRecord:
@@ -232,7 +237,7 @@ class Outgoing:
             for a, w in zip(prepared, writers, strict=True):
                 placed.append(ctx.blobs.place(w, "out", eid.raw, a.entry.index))
                 stored.append(self._stored_attachment(eid, a, placed[-1]))
-            request = await Cases(ctx).draft(
+            request = await Cases.of(ctx).draft(
                 eid=eid, to=recipient.node_id, message_type=req.message_type,
                 template=template, placement=req.placement, sealed_draft=sealed,
                 drafter=drafter.subject, actor=actor, attachments=tuple(stored))

@@ -273,3 +273,43 @@ def test_unauthenticated_carries_its_code() -> None:
     err = rejected(eddsa(claims(iss="rogatory:US-OIA:operators")))
     assert err.code == "UNAUTHENTICATED"
     assert "InvalidIssuerError" in err.message
+
+
+# -- the verified-token cache ---------------------------------------------------------------
+
+def test_verified_token_answered_from_cache_until_it_expires(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Timeline: a client sends one token with every call; its signature is checked on
+    the first call only. Once `exp` (plus leeway) has passed on the verifier's clock, the
+    cache no longer answers and the full check runs again (and refuses the token).
+    """
+    clock = [float(now_s())]
+    verifier = TokenVerifier(PUBLIC_KEY, issuer=ISSUER, audience=AUDIENCE,
+                             clock=lambda: clock[0])
+    payload = claims(exp=now_s() + 300)
+    token = eddsa(payload)
+    assert verifier.verify(token).subject == "alice"
+    decoded: list[str] = []
+
+    def expired(token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        decoded.append(token)
+        raise jwt.ExpiredSignatureError("Signature has expired")
+
+    monkeypatch.setattr("broker.adapters.grpc.auth.jwt.decode", expired)
+    clock[0] = payload["exp"] + verifier.leeway_s - 1
+    assert verifier.verify(token).subject == "alice"      # cached, still valid
+    assert decoded == []
+    clock[0] = payload["exp"] + verifier.leeway_s
+    rejected(token, verifier)                             # expired: verified again
+    assert decoded == [token]
+
+
+def test_refused_token_is_not_cached() -> None:
+    """Timeline: a forged token is presented twice; both times the full check refuses it."""
+    verifier = TokenVerifier(PUBLIC_KEY, issuer=ISSUER, audience=AUDIENCE, cache_size=2)
+    forged = eddsa(claims(), Ed25519PrivateKey.generate())
+    rejected(forged, verifier)
+    rejected(forged, verifier)
+    for i in range(5):   # the cache stays bounded
+        assert verifier.verify(eddsa(claims(jti=f"t-{i}"))).subject == "alice"
+    assert len(verifier._verified) <= 2

@@ -8,6 +8,7 @@ live at most `max_lifetime_s`. The verified claims are put in a context variable
 from __future__ import annotations
 
 import contextvars
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,15 +37,47 @@ current_operator: contextvars.ContextVar[Operator] = contextvars.ContextVar("ope
 
 
 class TokenVerifier:
+    """Verifies operator tokens; a token that verified is remembered until it expires.
+
+    A client sends the same token with every call for its lifetime, and the signature
+    and claims of those exact bytes do not change: the cache, keyed by the token string,
+    answers later calls until `exp` (with the same leeway PyJWT allows), so each token's
+    signature is checked once. Any other string is verified in full; failures are never
+    cached. The cache is bounded (`cache_size`).
+    """
+
     def __init__(self, public_key: Any, *, issuer: str, audience: str,
-                 max_lifetime_s: int = 900, leeway_s: int = 30) -> None:
+                 max_lifetime_s: int = 900, leeway_s: int = 30, cache_size: int = 256,
+                 clock: Callable[[], float] = time.time) -> None:
         self._key = public_key
         self.issuer = issuer
         self.audience = audience
         self.max_lifetime_s = max_lifetime_s
         self.leeway_s = leeway_s
+        self._cache_size = cache_size
+        self._clock = clock   # PyJWT reads time.time(): the cache must use the same clock
+        self._verified: dict[str, tuple[Operator, int]] = {}   # token -> (operator, exp)
 
     def verify(self, token: str) -> Operator:
+        hit = self._verified.get(token)
+        if hit is not None:
+            operator, exp = hit
+            if exp > self._clock() - self.leeway_s:   # PyJWT's test: exp <= now - leeway
+                return operator
+            del self._verified[token]
+        operator, exp = self._verify(token)
+        self._remember(token, operator, exp)
+        return operator
+
+    def _remember(self, token: str, operator: Operator, exp: int) -> None:
+        if len(self._verified) >= self._cache_size:
+            oldest = self._clock() - self.leeway_s
+            self._verified = {t: v for t, v in self._verified.items() if v[1] > oldest}
+            while len(self._verified) >= self._cache_size:
+                del self._verified[next(iter(self._verified))]
+        self._verified[token] = (operator, exp)
+
+    def _verify(self, token: str) -> tuple[Operator, int]:
         try:
             claims = jwt.decode(token, self._key, algorithms=ALGORITHMS, issuer=self.issuer,
                                 audience=self.audience, leeway=self.leeway_s,
@@ -57,7 +90,7 @@ class TokenVerifier:
         if not isinstance(roles, list) or not all(
                 isinstance(r, str) and r in OPERATOR_ROLES for r in roles):
             raise Unauthenticated("operator token has unknown roles")
-        return Operator(subject=str(claims["sub"]), roles=frozenset(roles))
+        return Operator(subject=str(claims["sub"]), roles=frozenset(roles)), int(claims["exp"])
 
 
 def mint_token(private_key: Any, *, issuer: str, audience: str, subject: str,

@@ -112,7 +112,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         self.ctx = ctx
         self.outgoing = Outgoing(ctx)
         self.mailbox = Mailbox(ctx)
-        self.cases = Cases(ctx)
+        self.cases = Cases.of(ctx)
         self.on_sent = on_sent
 
     async def Send(self, request_iterator: AsyncIterator[op.SendFrame],
@@ -157,9 +157,8 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
 
     async def _sent_with_request(self, sent: SentMessage) -> op.SendResult:
         result = _sent_result(sent)
-        request = await self.ctx.store.request_of_message(sent.message.envelope_id)
-        if request is not None:
-            result.request.CopyFrom(await self._request_summary(request))
+        if sent.request is not None:
+            result.request.CopyFrom(await self._request_summary(sent.request))
         return result
 
     async def _request_summary(self, r: RequestRecord) -> op.RequestSummary:
@@ -334,7 +333,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             status=(b.status.name.lower() if b else view.error),
             received_at_ms=b.received_at_ms if b else 0,
             header_sha256=b.header_sha256.hex() if b else "", verified=view.verified,
-            receipt=view.raw)
+            receipt=view.raw, key_status=view.key_status)
 
     async def ReadAttachment(self, request: op.AttachmentRef,
                              context: grpc.aio.ServicerContext[Any, Any]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,7 +29,7 @@ from broker.model.cases import (
     RequestRecord,
     StepRecord,
 )
-from broker.model.stored import OutboxItem, StoredAttachment, StoredMessage
+from broker.model.stored import DueOutbox, OutboxItem, StoredAttachment, StoredMessage
 
 T = TypeVar("T")
 
@@ -374,19 +374,23 @@ class NodeStore:
     async def get_message(self, envelope_id: MessageId) -> StoredMessage:
         """The message with this id (incoming first, then outgoing)."""
         def q() -> StoredMessage:
+            # `direction IN (...)` lets SQLite search the primary key (direction,
+            # envelope_id) twice; on envelope_id alone it scanned the whole table.
             row = self.db.execute(
-                "SELECT * FROM messages WHERE envelope_id = ? ORDER BY direction = 'out' "
-                "LIMIT 1", (envelope_id.raw,)).fetchone()
+                "SELECT * FROM messages WHERE direction IN ('in', 'out') AND envelope_id = ? "
+                "ORDER BY direction = 'out' LIMIT 1", (envelope_id.raw,)).fetchone()
             if row is None:
                 raise NotFound(f"no message {envelope_id}")
-            atts = self.db.execute(
+            return _message(row, self._attachments(str(row[0]), envelope_id.raw))
+        return await self._run(q)
+
+    def _attachments(self, direction: str, envelope_id: bytes) -> tuple[StoredAttachment, ...]:
+        return tuple(StoredAttachment(
+            int(a[0]), int(a[1]), bytes(a[2]), int(a[3]), str(a[4]), bytes(a[5]),
+            bytes(a[6]), str(a[7])) for a in self.db.execute(
                 "SELECT idx, size, sha256, chunk_size, media_type, filename, wrapped_key, path "
                 "FROM attachments WHERE direction = ? AND envelope_id = ? ORDER BY idx",
-                (row[0], envelope_id.raw)).fetchall()
-            return _message(row, tuple(StoredAttachment(
-                int(a[0]), int(a[1]), bytes(a[2]), int(a[3]), str(a[4]), bytes(a[5]),
-                bytes(a[6]), str(a[7])) for a in atts))
-        return await self._run(q)
+                (direction, envelope_id)))
 
     async def list_messages(self, direction: str | None, limit: int) -> list[StoredMessage]:
         def q() -> list[StoredMessage]:
@@ -414,7 +418,8 @@ class NodeStore:
         def q() -> tuple[str, bytes, str, int]:
             row = self.db.execute(
                 "SELECT direction, receipt, status, received_at_ms FROM receipts WHERE "
-                "envelope_id = ? ORDER BY direction = 'out' DESC LIMIT 1",
+                "direction IN ('in', 'out') AND envelope_id = ? "  # primary key, no scan
+                "ORDER BY direction = 'out' DESC LIMIT 1",
                 (envelope_id.raw,)).fetchone()
             if row is None:
                 raise NotFound(f"no receipt for {envelope_id}")
@@ -423,26 +428,57 @@ class NodeStore:
 
     # -- outbox -------------------------------------------------------------------------
 
-    async def due_outbox(self, now_ms: int, limit: int,
-                         exclude: Sequence[bytes] = ()) -> list[OutboxItem]:
-        def q() -> list[OutboxItem]:
-            rows = self.db.execute(
-                "SELECT envelope_id, recipient, envelope, attempts, expires_at_ms FROM outbox o "
+    async def due_outbox(self, now_ms: int, limit: int, exclude: Sequence[bytes] = (), *,
+                         per_peer: int | None = None,
+                         busy: Mapping[str, int] | None = None) -> DueOutbox:
+        """Up to `limit` pending deliveries due at `now_ms`, each with what an attempt
+        needs of its message, and the earliest `next_attempt_ms` after `now_ms` of the
+        pending ones: one trip to the store thread per delivery round.
+
+        Skips the entries in `exclude` (in flight) and, with `per_peer`, entries beyond
+        `per_peer - busy[recipient]` per recipient; only the chosen ones are read in full.
+        """
+        def q() -> DueOutbox:
+            db = self.db
+            rows = db.execute(
+                "SELECT envelope_id, recipient FROM outbox o "
                 "WHERE state = 'pending' AND next_attempt_ms <= ? AND (request_id = x'' OR "
                 "NOT EXISTS (SELECT 1 FROM outbox p WHERE p.request_id = o.request_id AND "
                 "p.state = 'pending' AND p.seq < o.seq)) ORDER BY next_attempt_ms "
                 "LIMIT ?", (now_ms, limit + len(exclude))).fetchall()
             skip = set(exclude)
-            return [OutboxItem(MessageId(bytes(r[0])), str(r[1]), bytes(r[2]), int(r[3]),
-                               int(r[4])) for r in rows if bytes(r[0]) not in skip][:limit]
+            room = dict(busy or {})
+            chosen: list[bytes] = []
+            for eid, recipient in rows:
+                if len(chosen) == limit:
+                    break
+                if bytes(eid) in skip:
+                    continue
+                if per_peer is not None:
+                    if room.get(recipient, 0) >= per_peer:
+                        continue
+                    room[recipient] = room.get(recipient, 0) + 1
+                chosen.append(bytes(eid))
+            later = db.execute("SELECT MIN(next_attempt_ms) FROM outbox WHERE state = "
+                               "'pending' AND next_attempt_ms > ?", (now_ms,)).fetchone()
+            return DueOutbox(tuple(self._outbox_item(eid) for eid in chosen),
+                             None if later[0] is None else int(later[0]))
         return await self._run(q)
 
-    async def next_due_ms(self) -> int | None:
-        def q() -> int | None:
-            row = self.db.execute("SELECT MIN(next_attempt_ms) FROM outbox WHERE state = "
-                                  "'pending'").fetchone()
-            return None if row[0] is None else int(row[0])
-        return await self._run(q)
+    def _outbox_item(self, envelope_id: bytes) -> OutboxItem:
+        # Both rows commit together (record_outgoing); LEFT JOIN all the same, so that a
+        # missing message fails its own attempts (receipt check) instead of this read.
+        r = self.db.execute(
+            "SELECT o.recipient, o.envelope, o.attempts, o.expires_at_ms, "
+            "COALESCE(m.message_type, ''), COALESCE(m.template_id, ''), "
+            "COALESCE(m.template_version, ''), COALESCE(m.header_sha256, x'') "
+            "FROM outbox o LEFT JOIN messages m "
+            "ON m.direction = 'out' AND m.envelope_id = o.envelope_id "
+            "WHERE o.envelope_id = ?", (envelope_id,)).fetchone()
+        return OutboxItem(MessageId(envelope_id), str(r[0]), bytes(r[1]), int(r[2]), int(r[3]),
+                          message_type=str(r[4]), template_id=str(r[5]),
+                          template_version=str(r[6]), header_sha256=bytes(r[7]),
+                          attachments=self._attachments("out", envelope_id))
 
     async def mark_delivered(self, envelope_id: MessageId, receipt: bytes, status: str,
                              received_at_ms: int, event: AuditEvent, *,
@@ -573,13 +609,30 @@ class NodeStore:
 
     async def request_of_message(self, envelope_id: MessageId) -> RequestRecord | None:
         """The request a message belongs to (a request is its own first message)."""
-        def q() -> RequestRecord | None:
-            row = self.db.execute(
-                f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE request_id = (SELECT "  # noqa: S608
-                "request_id FROM request_messages WHERE envelope_id = ?) OR request_id = ? "
-                "LIMIT 1", (envelope_id.raw, envelope_id.raw)).fetchone()
-            return None if row is None else _request(row)
+        return await self._run(self._request_of_message, envelope_id)
+
+    async def request_with_deadlines(
+            self, envelope_id: MessageId) -> tuple[RequestRecord, list[DeadlineRecord]] | None:
+        """`request_of_message` and that request's deadlines, read in one trip to the
+        store thread (planning a lifecycle step needs both)."""
+        def q() -> tuple[RequestRecord, list[DeadlineRecord]] | None:
+            request = self._request_of_message(envelope_id)
+            if request is None:
+                return None
+            return request, self._request_deadlines(request.request_id)
         return await self._run(q)
+
+    def _request_of_message(self, envelope_id: MessageId) -> RequestRecord | None:
+        row = self.db.execute(
+            f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE request_id = (SELECT "  # noqa: S608
+            "request_id FROM request_messages WHERE envelope_id = ?) OR request_id = ? "
+            "LIMIT 1", (envelope_id.raw, envelope_id.raw)).fetchone()
+        return None if row is None else _request(row)
+
+    def _request_deadlines(self, request_id: MessageId) -> list[DeadlineRecord]:
+        return [_deadline(r) for r in self.db.execute(
+            f"SELECT {_DEADLINE_COLUMNS} FROM deadlines WHERE request_id = ? "  # noqa: S608
+            "ORDER BY due_at_ms", (request_id.raw,))]
 
     async def get_case(self, case_id: str) -> CaseRecord:
         def q() -> CaseRecord:
@@ -631,12 +684,11 @@ class NodeStore:
         comes before `open_before_ms`; or those not met yet (running, approaching,
         passed) that fall due before `due_before_ms`."""
         def q() -> list[DeadlineRecord]:
+            if request_id is not None:
+                return self._request_deadlines(request_id)
             sql = f"SELECT {_DEADLINE_COLUMNS} FROM deadlines"  # noqa: S608 - constant columns
             args: tuple[Any, ...]
-            if request_id is not None:
-                sql += " WHERE request_id = ? ORDER BY due_at_ms"
-                args = (request_id.raw,)
-            elif due_before_ms is not None:
+            if due_before_ms is not None:
                 sql += (" WHERE status IN ('running', 'approaching', 'passed') AND "
                         "due_at_ms <= ? ORDER BY due_at_ms")
                 args = (due_before_ms,)
