@@ -517,7 +517,12 @@ class Cases:
                 f"illegal transition: {event} travels as a {t.message_type} message: send "
                 "it in reply to the request", state=request.state, event=event,
                 side=request.side, kind=request.kind)
+        orphans = []
+        if change.drop_draft:  # the sealed attachments of a draft withdrawn unsent
+            orphans = await self.ctx.store.draft_attachments(request_id)
         await self.ctx.store.apply_changes([change])
+        for a in orphans:
+            self.ctx.blobs.remove(a.path)
         return change.request
 
     async def draft(self, *, eid: MessageId, to: str, message_type: str, template: Template,

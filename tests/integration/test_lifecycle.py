@@ -427,12 +427,22 @@ starts = "receipt", verification = "V", met_by = ["acknowledgement"]}]
         seen = await de.ctx.store.get_request(mla)
         assert Cases(de.ctx).peer_reference(seen) == "OIA-2026-331"
         # A draft never sent is withdrawn locally, and its draft dropped.
+        annex = b"court order" * 1000
+
+        async def annexes() -> AsyncIterator[tuple[int, bytes]]:
+            yield 0, annex
+
         draft = await Outgoing(de.ctx).draft(SendRequest(
             to="US-OIA", message_type="mla_request", payload=skeleton("mla_request"),
-            declared=DECLARED), _nothing(), drafter=DRAFTER)
+            attachments=[AttachmentSpec("order.pdf", "application/pdf", len(annex))],
+            declared=DECLARED), annexes(), drafter=DRAFTER)
+        [sealed] = await de.ctx.store.draft_attachments(draft.request_id)
+        assert (de.ctx.blobs.root / sealed.path).exists()
         await Cases(de.ctx).record(draft.request_id, Cases.event("withdrawal"),
                                    actor="person:dora.drafter")
         assert (await de.ctx.store.get_request(draft.request_id)).state == "withdrawn"
+        assert await de.ctx.store.draft_attachments(draft.request_id) == []
+        assert not (de.ctx.blobs.root / sealed.path).exists()
         with pytest.raises(StateError):
             await Outgoing(de.ctx).approve(draft.request_id, approver=APPROVER)
 

@@ -586,6 +586,10 @@ class NodeStore:
                 self._insert_attachments(db, "out", r.request_id, c.draft_attachments)
             if c.drop_draft:
                 db.execute("DELETE FROM drafts WHERE request_id = ?", (rid,))
+                # A draft withdrawn unsent: its attachments belong to no message.
+                db.execute("DELETE FROM attachments WHERE direction = 'out' AND "
+                           "envelope_id = ? AND NOT EXISTS (SELECT 1 FROM messages WHERE "
+                           "direction = 'out' AND envelope_id = ?)", (rid, rid))
             events.extend(c.events)
         return events
 
