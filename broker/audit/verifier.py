@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -28,6 +27,7 @@ from broker.wire import codec
 _SHA256 = hashlib.sha256()   # copied per record: cheaper than a new hash object
 _decode = codec.decode_audit_essentials
 DUPLICATE_WINDOW = 4096
+_PRUNE_AT = 2 * DUPLICATE_WINDOW
 VERIFIED_CACHE = 1024   # signed tree heads whose signature already verified, by exact bytes
 _EXCHANGE_EVENTS = frozenset({"envelope.sent", "envelope.delivered", "envelope.received",
                               "delivery.refused", "delivery.expired"})
@@ -61,7 +61,9 @@ class _NodeState:
     last_position: str = ""
     tree: CompactRange = field(default_factory=CompactRange)
     tree_intact: bool = True
-    recent: dict[int, bytes] = field(default_factory=dict)   # window of record hashes
+    # the window of record hashes, by ascending sequence (only in-order records enter)
+    recent_seqs: list[int] = field(default_factory=list)
+    recent_hashes: list[bytes] = field(default_factory=list)
     latest_head: VerifiedHead | None = None
     heads: dict[int, bytes] = field(default_factory=dict)   # verified checkpoints only
 
@@ -127,12 +129,12 @@ class AuditVerifier:
         node.last_hash = record_hash
         node.last_position = position
         node.tree.append(hash_leaf(data))
-        recent = node.recent
-        recent[sequence] = record_hash
-        if len(recent) >= 2 * DUPLICATE_WINDOW:  # prune in bulk: cheaper than per record
-            # keys ascend (only in-order records are added): keep those past the bound
-            keep = bisect.bisect_right(list(recent), sequence - DUPLICATE_WINDOW)
-            node.recent = dict(itertools.islice(recent.items(), keep, None))
+        seqs = node.recent_seqs
+        seqs.append(sequence)
+        node.recent_hashes.append(record_hash)
+        if len(seqs) >= _PRUNE_AT:  # prune in bulk: cheaper than per record
+            gone = bisect.bisect_right(seqs, sequence - DUPLICATE_WINDOW)
+            del seqs[:gone], node.recent_hashes[:gone]
         if node_id in self.known_heads:
             self._check_known_head(node, rec, position)
         if event_type in _EXCHANGE_EVENTS:
@@ -152,7 +154,9 @@ class AuditVerifier:
 
     def _earlier(self, node: _NodeState, rec: AuditEssentials, record_hash: bytes,
                  position: str) -> None:
-        seen = node.recent.get(rec.sequence)
+        seqs = node.recent_seqs
+        i = bisect.bisect_left(seqs, rec.sequence)
+        seen = node.recent_hashes[i] if i < len(seqs) and seqs[i] == rec.sequence else None
         if seen == record_hash:
             self.duplicates += 1
             return
@@ -216,26 +220,25 @@ class AuditVerifier:
             self._claim(rec, position)
         if not envelope_id:
             return
+        sender, recipient = (peer, node_id) if et == "envelope.received" else (node_id, peer)
         x = self._exchanges.get(envelope_id)
-        if x is None:
-            x = self._exchanges[envelope_id] = _Exchange()
-        if et == "envelope.received":
-            sender, recipient = peer, node_id
-            x.received = x.received or position
+        if x is None:   # the exchange's first record: nothing to compare with yet
+            x = self._exchanges[envelope_id] = _Exchange(sender, recipient, header_sha256)
         else:
-            sender, recipient = node_id, peer
-            if et == "envelope.sent":
-                x.sent = x.sent or position
-            elif et == "envelope.delivered":
-                x.delivered = x.delivered or position
-            else:
-                x.ended = True
-        x.sender, x.recipient = x.sender or sender, x.recipient or recipient
-        if not x.header_sha256:
-            x.header_sha256 = header_sha256
-        elif header_sha256 and x.header_sha256 != header_sha256:
-            self._find("EXCHANGE_MISMATCH", node_id, rec.sequence, position,
-                       f"envelope {envelope_id.hex()} has another header digest here")
+            x.sender, x.recipient = x.sender or sender, x.recipient or recipient
+            if not x.header_sha256:
+                x.header_sha256 = header_sha256
+            elif header_sha256 and x.header_sha256 != header_sha256:
+                self._find("EXCHANGE_MISMATCH", node_id, rec.sequence, position,
+                           f"envelope {envelope_id.hex()} has another header digest here")
+        if et == "envelope.received":
+            x.received = x.received or position
+        elif et == "envelope.sent":
+            x.sent = x.sent or position
+        elif et == "envelope.delivered":
+            x.delivered = x.delivered or position
+        else:
+            x.ended = True
         if x.sent and x.delivered and x.received:
             del self._exchanges[envelope_id]
 

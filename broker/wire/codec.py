@@ -301,19 +301,15 @@ def decode_audit_essentials(data: bytes) -> AuditEssentials:
     # serialization is the canonical one, without the cost of parsing a keyword argument.
     if m.SerializeToString() != data or len(UnknownFieldSet(m)):
         raise MalformedMessage("audit record is not canonically encoded", code="NON_CANONICAL")
-    # The encoding is canonical, so a checkpoint (field 19) is there only if its tag's
-    # bytes are: most records skip HasField. tuple.__new__: the NamedTuple's own
-    # __new__ is a Python frame per record.
-    has_checkpoint = _CHECKPOINT_TAG in data and m.HasField("checkpoint")
+    # tuple.__new__: the NamedTuple's own __new__ is a Python frame per record
     return _new_essentials(AuditEssentials, (
         m.node_id, m.sequence, m.prev_hash, m.event_type, m.envelope_id, m.peer,
-        m.header_sha256, _encode(m.checkpoint) if has_checkpoint else b"",
+        m.header_sha256, _encode(m.checkpoint) if m.HasField("checkpoint") else b"",
         m.peer_tree_head))
 
 
 _audit_record_from = audit_pb2.AuditRecord.FromString
 _new_essentials = tuple.__new__
-_CHECKPOINT_TAG = b"\x9a\x01"   # the varint of (19 << 3) | 2: field 19, length-delimited
 
 
 def decode_audit_record(data: bytes) -> dict[str, object]:
