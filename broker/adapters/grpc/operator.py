@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -76,6 +77,22 @@ async def _fail(context: grpc.aio.ServicerContext[Any, Any], e: RogatoryError) -
     await context.abort(code, message)
 
 
+_Handler = TypeVar("_Handler", bound=Callable[..., Awaitable[Any]])
+
+
+def _unary(handler: _Handler) -> _Handler:
+    """A unary handler whose refusals (RogatoryError) become the call's status, with the
+    reason code in the trailing metadata; anything else is an internal error."""
+    @functools.wraps(handler)
+    async def call(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return await handler(self, request, context)
+        except RogatoryError as e:
+            await _fail(context, e)
+            raise AssertionError("unreachable") from e
+    return cast(_Handler, call)
+
+
 def _sent_result(sent: SentMessage) -> op.SendResult:
     return op.SendResult(
         message=summary(sent.message, len(sent.attachments)),
@@ -115,43 +132,40 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         self.cases = Cases.of(ctx)
         self.on_sent = on_sent
 
+    @_unary
     async def Send(self, request_iterator: AsyncIterator[op.SendFrame],
                    context: grpc.aio.ServicerContext[Any, Any]) -> op.SendResult:
-        try:
-            operator = _operator(SENDERS)
-            first = await anext(request_iterator, None)
-            if first is None or first.WhichOneof("frame") != "header":
-                raise MalformedMessage("a send starts with its header")
-            h = first.header
-            to = h.to
-            if not to and h.in_reply_to:  # an answer goes to the request's peer
-                request = await self.ctx.store.request_of_message(MessageId(h.in_reply_to))
-                to = request.peer if request is not None else ""
-            req = SendRequest(
-                to=to, message_type=h.message_type, payload=h.payload,
-                template_id=h.template_id, template_version=h.template_version,
-                attachments=[AttachmentSpec(a.filename, a.media_type, a.size, _custody(a))
-                             for a in h.attachments],
-                ttl_ms=h.ttl_seconds * 1000,
-                in_reply_to=MessageId(h.in_reply_to) if h.in_reply_to else None,
-                legal_basis=h.legal_basis, declared=_declarations(h.declarations),
-                placement=Placement(case_id=h.case_id, case_reference=h.case_reference,
-                                    follows=tuple(MessageId(f) for f in h.follows)))
+        operator = _operator(SENDERS)
+        first = await anext(request_iterator, None)
+        if first is None or first.WhichOneof("frame") != "header":
+            raise MalformedMessage("a send starts with its header")
+        h = first.header
+        to = h.to
+        if not to and h.in_reply_to:  # an answer goes to the request's peer
+            request = await self.ctx.store.request_of_message(MessageId(h.in_reply_to))
+            to = request.peer if request is not None else ""
+        req = SendRequest(
+            to=to, message_type=h.message_type, payload=h.payload,
+            template_id=h.template_id, template_version=h.template_version,
+            attachments=[AttachmentSpec(a.filename, a.media_type, a.size, _custody(a))
+                         for a in h.attachments],
+            ttl_ms=h.ttl_seconds * 1000,
+            in_reply_to=MessageId(h.in_reply_to) if h.in_reply_to else None,
+            legal_basis=h.legal_basis, declared=_declarations(h.declarations),
+            placement=Placement(case_id=h.case_id, case_reference=h.case_reference,
+                                follows=tuple(MessageId(f) for f in h.follows)))
 
-            async def pieces() -> AsyncIterator[tuple[int, bytes]]:
-                async for frame in request_iterator:
-                    if frame.WhichOneof("frame") != "chunk":
-                        raise MalformedMessage("a second header in one send")
-                    yield frame.chunk.attachment_index, frame.chunk.data
+        async def pieces() -> AsyncIterator[tuple[int, bytes]]:
+            async for frame in request_iterator:
+                if frame.WhichOneof("frame") != "chunk":
+                    raise MalformedMessage("a second header in one send")
+                yield frame.chunk.attachment_index, frame.chunk.data
 
-            if h.draft:
-                request = await self.outgoing.draft(req, pieces(), drafter=operator)
-                return op.SendResult(request=await self._request_summary(request))
-            sent = await self.outgoing.send(req, pieces(), actor=operator.actor)
-            result = await self._sent_with_request(sent)
-        except RogatoryError as e:
-            await _fail(context, e)
-            raise AssertionError("unreachable") from e
+        if h.draft:
+            request = await self.outgoing.draft(req, pieces(), drafter=operator)
+            return op.SendResult(request=await self._request_summary(request))
+        sent = await self.outgoing.send(req, pieces(), actor=operator.actor)
+        result = await self._sent_with_request(sent)
         self.on_sent()
         return result
 
@@ -177,68 +191,56 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                               opened_at_ms=case.opened_at_ms,
                               requests=[await self._request_summary(r) for r in requests])
 
+    @_unary
     async def Approve(self, request: op.RequestRef,
                       context: grpc.aio.ServicerContext[Any, Any]) -> op.SendResult:
-        try:
-            operator = _operator(SENDERS)
-            sent = await self.outgoing.approve(MessageId.parse(request.request_id),
-                                               approver=operator)
-            result = await self._sent_with_request(sent)
-        except RogatoryError as e:
-            await _fail(context, e)
-            raise AssertionError("unreachable") from e
+        operator = _operator(SENDERS)
+        sent = await self.outgoing.approve(MessageId.parse(request.request_id),
+                                           approver=operator)
+        result = await self._sent_with_request(sent)
         self.on_sent()
         return result
 
+    @_unary
     async def RecordStep(self, request: op.StepRequest,
                          context: grpc.aio.ServicerContext[Any, Any]) -> op.RequestSummary:
+        operator = _operator(SENDERS)
         try:
-            operator = _operator(SENDERS)
-            try:
-                event = Event(request.event)
-            except ValueError as e:
-                raise MalformedMessage(f"unknown lifecycle event {request.event!r}") from e
-            record = await self.cases.record(MessageId.parse(request.request_id), event,
-                                             actor=operator.actor)
-            return await self._request_summary(record)
-        except RogatoryError as e:
-            await _fail(context, e)
-            raise AssertionError("unreachable") from e
+            event = Event(request.event)
+        except ValueError as e:
+            raise MalformedMessage(f"unknown lifecycle event {request.event!r}") from e
+        record = await self.cases.record(MessageId.parse(request.request_id), event,
+                                         actor=operator.actor)
+        return await self._request_summary(record)
 
+    @_unary
     async def ListCases(self, request: op.CaseQuery,
                         context: grpc.aio.ServicerContext[Any, Any]) -> op.CaseList:
-        try:
-            _operator(READERS)
-            cases = await self.ctx.store.list_cases(request.limit or 100)
-            return op.CaseList(cases=[await self._case_summary(c) for c in cases])
-        except RogatoryError as e:
-            await _fail(context, e)
-            raise AssertionError("unreachable") from e
+        _operator(READERS)
+        cases = await self.ctx.store.list_cases(request.limit or 100)
+        return op.CaseList(cases=[await self._case_summary(c) for c in cases])
 
+    @_unary
     async def GetCase(self, request: op.CaseRef,
                       context: grpc.aio.ServicerContext[Any, Any]) -> op.CaseDetail:
-        try:
-            _operator(READERS)
-            case = await self.ctx.store.get_case(request.case_id)
-            summary_ = await self._case_summary(case)
-            details = []
-            for r in summary_.requests:
-                rid = MessageId.parse(r.request_id)
-                steps = await self.ctx.store.request_steps(rid)
-                deadlines = await self.ctx.store.deadlines(rid)
-                messages = await self.ctx.store.request_messages(rid)
-                details.append(op.RequestDetail(
-                    request=r,
-                    steps=[op.StepInfo(at_ms=st.at_ms, event=st.event, source=st.source,
-                                       target=st.target, actor=st.actor,
-                                       message_id=str(st.envelope_id or ""))
-                           for st in steps],
-                    deadlines=[_deadline_info(d, r.case_id, r.peer, r.side) for d in deadlines],
-                    message_ids=[str(m) for m in messages]))
-            return op.CaseDetail(case=summary_, requests=details)
-        except RogatoryError as e:
-            await _fail(context, e)
-            raise AssertionError("unreachable") from e
+        _operator(READERS)
+        case = await self.ctx.store.get_case(request.case_id)
+        summary_ = await self._case_summary(case)
+        details = []
+        for r in summary_.requests:
+            rid = MessageId.parse(r.request_id)
+            steps = await self.ctx.store.request_steps(rid)
+            deadlines = await self.ctx.store.deadlines(rid)
+            messages = await self.ctx.store.request_messages(rid)
+            details.append(op.RequestDetail(
+                request=r,
+                steps=[op.StepInfo(at_ms=st.at_ms, event=st.event, source=st.source,
+                                   target=st.target, actor=st.actor,
+                                   message_id=str(st.envelope_id or ""))
+                       for st in steps],
+                deadlines=[_deadline_info(d, r.case_id, r.peer, r.side) for d in deadlines],
+                message_ids=[str(m) for m in messages]))
+        return op.CaseDetail(case=summary_, requests=details)
 
     async def ExportCase(self, request: op.CaseRef,
                          context: grpc.aio.ServicerContext[Any, Any]
@@ -257,54 +259,42 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         except RogatoryError as e:
             await _fail(context, e)
 
+    @_unary
     async def UpdateCase(self, request: op.CaseUpdate,
                          context: grpc.aio.ServicerContext[Any, Any]) -> op.CaseSummary:
-        try:
-            operator = _operator(SENDERS)
-            case = await self.cases.set_reference(request.case_id, request.reference,
-                                                  actor=operator.actor)
-            return await self._case_summary(case)
-        except RogatoryError as e:
-            await _fail(context, e)
-            raise AssertionError("unreachable") from e
+        operator = _operator(SENDERS)
+        case = await self.cases.set_reference(request.case_id, request.reference,
+                                              actor=operator.actor)
+        return await self._case_summary(case)
 
+    @_unary
     async def ListDeadlines(self, request: op.DeadlineQuery,
                             context: grpc.aio.ServicerContext[Any, Any]) -> op.DeadlineList:
-        try:
-            _operator(READERS)
-            horizon = self.ctx.clock() + max(request.within_ms, 0)
-            out = []
-            for d in await self.ctx.store.deadlines(due_before_ms=horizon):
-                r = await self.ctx.store.get_request(d.request_id)
-                out.append(_deadline_info(d, r.case_id, r.peer, r.side))
-            return op.DeadlineList(deadlines=out)
-        except RogatoryError as e:
-            await _fail(context, e)
-            raise AssertionError("unreachable") from e
+        _operator(READERS)
+        horizon = self.ctx.clock() + max(request.within_ms, 0)
+        out = []
+        for d in await self.ctx.store.deadlines(due_before_ms=horizon):
+            r = await self.ctx.store.get_request(d.request_id)
+            out.append(_deadline_info(d, r.case_id, r.peer, r.side))
+        return op.DeadlineList(deadlines=out)
 
+    @_unary
     async def ListMessages(self, request: op.ListRequest,
                            context: grpc.aio.ServicerContext[Any, Any]) -> op.MessageList:
-        try:
-            _operator(READERS)
-            direction = {"incoming": "in", "outgoing": "out", "": None}.get(request.direction)
-            if direction is None and request.direction:
-                raise MalformedMessage("direction is incoming or outgoing")
-            rows = await self.mailbox.list(direction, request.limit or 100)
-        except RogatoryError as e:
-            await _fail(context, e)
-            raise AssertionError("unreachable") from e
+        _operator(READERS)
+        direction = {"incoming": "in", "outgoing": "out", "": None}.get(request.direction)
+        if direction is None and request.direction:
+            raise MalformedMessage("direction is incoming or outgoing")
+        rows = await self.mailbox.list(direction, request.limit or 100)
         return op.MessageList(messages=[summary(m, n) for m, n in rows])
 
+    @_unary
     async def GetMessage(self, request: op.MessageRef,
                          context: grpc.aio.ServicerContext[Any, Any]) -> op.MessageDetail:
-        try:
-            operator = _operator(READERS)
-            view = await self.mailbox.show(MessageId.parse(request.message_id),
-                                           actor=operator.actor,
-                                           justification=_justification(context))
-        except RogatoryError as e:
-            await _fail(context, e)
-            raise AssertionError("unreachable") from e
+        operator = _operator(READERS)
+        view = await self.mailbox.show(MessageId.parse(request.message_id),
+                                       actor=operator.actor,
+                                       justification=_justification(context))
         m = view.message
         _state, attempts, error = view.delivery or ("", 0, "")
         return op.MessageDetail(
@@ -317,15 +307,12 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             delivery_attempts=attempts, last_error=error, legal_basis=m.legal_basis,
             obligations=m.obligations)
 
+    @_unary
     async def GetReceipt(self, request: op.MessageRef,
                          context: grpc.aio.ServicerContext[Any, Any]) -> op.ReceiptDetail:
-        try:
-            _operator(READERS)
-            mid = MessageId.parse(request.message_id)
-            view = await self.mailbox.receipt(mid)
-        except RogatoryError as e:
-            await _fail(context, e)
-            raise AssertionError("unreachable") from e
+        _operator(READERS)
+        mid = MessageId.parse(request.message_id)
+        view = await self.mailbox.receipt(mid)
         b = view.body
         return op.ReceiptDetail(
             message_id=str(mid), receiver=b.receiver if b else "",
@@ -348,28 +335,22 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         except RogatoryError as e:
             await _fail(context, e)
 
+    @_unary
     async def Forward(self, request: op.ForwardRequest,
                       context: grpc.aio.ServicerContext[Any, Any]) -> op.SendResult:
-        try:
-            operator = _operator(SENDERS)
-            sent = await Forwarding(self.ctx).forward(
-                MessageId.parse(request.message_id), to=request.to,
-                declared=_declarations(request.declarations), actor=operator.actor,
-                ttl_ms=request.ttl_seconds * 1000)
-        except RogatoryError as e:
-            await _fail(context, e)
-            raise AssertionError("unreachable") from e
+        operator = _operator(SENDERS)
+        sent = await Forwarding(self.ctx).forward(
+            MessageId.parse(request.message_id), to=request.to,
+            declared=_declarations(request.declarations), actor=operator.actor,
+            ttl_ms=request.ttl_seconds * 1000)
         self.on_sent()
         return _sent_result(sent)
 
+    @_unary
     async def GetStatus(self, request: op.StatusRequest,
                         context: grpc.aio.ServicerContext[Any, Any]) -> op.NodeStatus:
-        try:
-            _operator(READERS)
-            counts = await self.ctx.store.counts()
-        except RogatoryError as e:
-            await _fail(context, e)
-            raise AssertionError("unreachable") from e
+        _operator(READERS)
+        counts = await self.ctx.store.counts()
         return op.NodeStatus(node_id=self.ctx.node_id, trust_list_version=self.ctx.trust.version,
                              outbox_pending=counts["outbox_pending"],
                              inbox_count=counts["inbox"], audit_records=counts["audit"])
