@@ -10,10 +10,12 @@ re-delivery cannot create a second entry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -159,6 +161,55 @@ CREATE TABLE IF NOT EXISTS audit (
 """
 
 
+class _StoreThread:
+    """The one thread that owns the SQLite connection.
+
+    A plain queue and `call_soon_threadsafe`, rather than an executor: each call is one
+    hand-off each way (the executor's future chaining cost ~30 µs per commit, a tenth of
+    an fsync'd append). A call whose awaiting task was cancelled still runs to its end
+    (a transaction is never cut short); its result is dropped.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="store", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((loop, future, fn, args))
+        return future
+
+    def shutdown(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _serve(self) -> None:
+        while (item := self._queue.get()) is not None:
+            loop, future, fn, args = item
+            try:
+                result = fn(*args)
+            except BaseException as e:
+                _deliver(loop, future, None, e)
+            else:
+                _deliver(loop, future, result, None)
+
+
+def _deliver(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any,
+             error: BaseException | None) -> None:
+    def settle() -> None:
+        if future.cancelled():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    with contextlib.suppress(RuntimeError):  # a closed loop: nobody awaits it any more
+        loop.call_soon_threadsafe(settle)
+
+
 class NodeStore:
     """The node's durable state. Public methods are async and run on the store thread."""
 
@@ -167,7 +218,7 @@ class NodeStore:
         self._path = path
         self._node_id = node_id
         self._clock = clock
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._worker = _StoreThread()
         self._db: sqlite3.Connection | None = None
         self.journal = Journal(node_id, signer, checkpoint_every=checkpoint_every)
 
@@ -194,11 +245,10 @@ class NodeStore:
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None
-        self._executor.shutdown(wait=True)
+        self._worker.shutdown()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
+        return await self._worker.submit(fn, *args)
 
     @property
     def db(self) -> sqlite3.Connection:
