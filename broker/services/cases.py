@@ -13,7 +13,6 @@ and stop with the steps; ``scan_deadlines`` raises ``deadline.approaching|passed
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from broker.bundle import CaseInfo, RequestInfo
 from broker.config import LifecyclePolicy
 from broker.errors import ConfigError, NotFound, StateError, TemplateError
 from broker.lifecycle import (
-    EXTENSION_CLOCK,
     Approval,
     Calendar,
     DayCount,
@@ -47,6 +45,8 @@ from broker.lifecycle import (
     kind_for_message_type,
     opens_request,
     rules,
+    started_by,
+    stopped_by,
     target_of,
 )
 from broker.model import MessageId, VerifiedEnvelope
@@ -422,28 +422,27 @@ class Cases:
 
     def _clocks(self, t: Transition, rows: tuple[DeadlineRecord, ...],
                 at_ms: int) -> tuple[tuple[DeadlineRecord, ...], tuple[str, ...]]:
-        """Clocks this step starts (with due times) and the deadlines it meets."""
+        """Clocks this step starts (with due times) and the deadlines it meets, by the
+        lifecycle's own rules (`started_by`, `stopped_by`) over the request's deadlines."""
         if t.ends_all:
-            return (), ()
+            return (), ()  # the store stops every clock (`stop_all`)
         by_name = {d.name: d for d in rows}
-        # Budapest Art. 29: an extension is a fresh request for the period again.
-        restart = (t.event is Event.PRESERVATION_EXTENSION
-                   and not any(d.extends for d in rows))
+        pending = [d for d in rows if d.status == "pending"]
+        names = {d.name for d in started_by(map(_as_deadline, pending), t)}
+        if t.event is Event.PRESERVATION_EXTENSION and not any(d.extends for d in rows):
+            # Budapest Art. 29: an extension is a fresh request for the period again.
+            names |= {d.name for d in rows if d.starts in _RECEIPT_CLOCKS
+                      and d.status != "pending"}
         start = []
-        for d in rows:
-            if d.extends:
-                if EXTENSION_CLOCK not in t.starts or d.status != "pending":
-                    continue
-                base = by_name.get(d.extends)
-                begin = base.due_at_ms if base is not None and base.due_at_ms else at_ms
-                start.append(self._running(d, begin))
-            elif (d.status == "pending" and d.starts in t.starts) or (
-                    restart and d.starts in _RECEIPT_CLOCKS and d.status != "pending"):
-                start.append(self._running(d, at_ms))
-        met = {d.name for d in rows if str(t.event) in d.met_by.split(",")}
-        stop = (set(t.ends) | met | {d.extends for d in start if d.extends}) - {
-            d.name for d in start}
-        return tuple(start), tuple(sorted(stop))
+        for name in sorted(names):
+            d = by_name[name]
+            base = by_name.get(d.extends) if d.extends else None
+            # An extension runs on from the due time of the deadline it extends.
+            begin = base.due_at_ms if base is not None and base.due_at_ms else at_ms
+            start.append(self._running(d, begin))
+        stop = {d.name for d in stopped_by(map(_as_deadline, rows), t)}
+        stop |= {d.name for d in rows if str(t.event) in d.met_by.split(",")}
+        return tuple(start), tuple(sorted(stop - names))
 
     def _running(self, d: DeadlineRecord, begin_ms: int) -> DeadlineRecord:
         clock = DeadlineClock.start(_as_deadline(d), ms_to_dt(begin_ms), calendar=self.calendar,
@@ -604,7 +603,3 @@ def _agency_deadlines(policy: LifecyclePolicy) -> tuple[tuple[str, Deadline, str
         except TemplateError as e:
             raise ConfigError(f"agency deadline {spec.get('name')!r}: {e}") from e
     return tuple(out)
-
-
-def draft_json(fields: Mapping[str, Any]) -> bytes:
-    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
