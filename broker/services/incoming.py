@@ -8,7 +8,6 @@ with its error code (never content) and re-raised for the transport to map.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import json
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.audit import AuditEvent, EventType
-from broker.crypto import StreamOpener
+from broker.crypto import StreamOpener, chunk_count
 from broker.envelope import verify_envelope
 from broker.errors import (
     PeerError,
@@ -40,6 +39,7 @@ from broker.services.policy_gate import (
     obligation_refs,
     obligations_json,
 )
+from broker.services.spool import Spool
 from broker.templating import Template
 from broker.wire import codec
 
@@ -49,6 +49,11 @@ def _absorb(opener: StreamOpener, digest: Any, writer: BlobSink, counter: int,
     """Authenticate, hash and spool one chunk (in a worker thread: off the event loop)."""
     digest.update(opener.open(counter, ciphertext))
     writer.write(ciphertext)
+
+
+def _finish(opener: StreamOpener, writer: BlobSink) -> None:
+    opener.finish()
+    writer.close()
 
 
 class _ConcurrentDuplicate(Exception):
@@ -194,17 +199,21 @@ class Incoming:
             writer = self.ctx.blobs.new_writer()
             writers.append(writer)
             digest = hashlib.sha256()
-            while not opener.done:
-                try:
-                    index, counter, ciphertext = await anext(chunks)
-                except StopAsyncIteration:
-                    raise StreamError("attachment stream truncated",
-                                      code="STREAM_TRUNCATED") from None
-                if index != entry.index:
-                    raise StreamError("chunk of another attachment", code="CHUNK_SEQ")
-                await asyncio.to_thread(_absorb, opener, digest, writer, counter, ciphertext)
-            opener.finish()
-            await asyncio.to_thread(writer.close)
+            spool = Spool()
+            try:
+                for _ in range(chunk_count(entry.size, entry.chunk_size)):
+                    try:
+                        index, counter, ciphertext = await anext(chunks)
+                    except StopAsyncIteration:
+                        raise StreamError("attachment stream truncated",
+                                          code="STREAM_TRUNCATED") from None
+                    if index != entry.index:
+                        raise StreamError("chunk of another attachment", code="CHUNK_SEQ")
+                    await spool.submit(_absorb, opener, digest, writer, counter, ciphertext)
+                await spool.submit(_finish, opener, writer)
+                await spool.drain()
+            finally:
+                spool.close()
             if digest.digest() != entry.sha256:
                 raise StreamError("attachment does not match its signed digest",
                                   code="ATTACHMENT_DIGEST")

@@ -8,11 +8,11 @@ and every retry, streams these bytes unchanged (no re-encryption, no nonce reuse
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import functools
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ from broker.services.policy_gate import (
     obligation_refs,
     obligations_json,
 )
+from broker.services.spool import Spool
 from broker.templating import Template
 from broker.wire import codec
 
@@ -329,27 +330,22 @@ class Outgoing:
             writer = self.ctx.blobs.new_writer()
             writers.append(writer)
             digest = hashlib.sha256()
-            buf = bytearray()
-            remaining = spec.size
-            async for att_index, data in _take(chunks, index, spec.size):
-                del att_index
-                remaining -= len(data)
-                if not buf and len(data) == chunk_size and remaining > 0:
-                    await asyncio.to_thread(_absorb, sealer, digest, writer, data)
-                    continue
-                buf += data
-                while len(buf) >= chunk_size and (remaining > 0 or len(buf) > chunk_size):
-                    piece = bytes(buf[:chunk_size])
-                    del buf[:chunk_size]
-                    await asyncio.to_thread(_absorb, sealer, digest, writer, piece)
-            await asyncio.to_thread(_absorb, sealer, digest, writer, bytes(buf))
-            await asyncio.to_thread(writer.close)
+            spool = Spool()
+            try:
+                await _spool_plaintext(spool, _take(chunks, index, spec.size), spec.size,
+                                       chunk_size, functools.partial(_absorb, sealer, digest,
+                                                                     writer))
+                await spool.submit(writer.close)
+                await spool.drain()
+            finally:
+                spool.close()
             out.append(OutgoingAttachment(
                 entry=AttachmentEntry(index=index, size=spec.size, sha256=digest.digest(),
                                       chunk_size=chunk_size,
                                       media_type=spec.media_type or "application/octet-stream"),
                 key=key, filename=spec.filename))
         return out
+
 
 
 def _draft_bytes(req: SendRequest, template: Template) -> bytes:
@@ -370,6 +366,25 @@ def _absorb(sealer: StreamSealer, digest: Any, writer: BlobSink, plaintext: byte
     """Hash, seal and spool one chunk (runs in a worker thread: off the event loop)."""
     digest.update(plaintext)
     writer.write(sealer.seal(plaintext))
+
+
+async def _spool_plaintext(spool: Spool, pieces: AsyncIterator[tuple[int, bytes]], size: int,
+                           chunk_size: int, absorb: Callable[[bytes], None]) -> None:
+    """Re-cut the operator's pieces into STREAM chunks, handed to `absorb` (hash, seal,
+    write) on the spool's thread while the next pieces arrive."""
+    buf = bytearray()
+    remaining = size
+    async for _index, data in pieces:
+        remaining -= len(data)
+        if not buf and len(data) == chunk_size and remaining > 0:
+            await spool.submit(absorb, data)
+            continue
+        buf += data
+        while len(buf) >= chunk_size and (remaining > 0 or len(buf) > chunk_size):
+            piece = bytes(buf[:chunk_size])
+            del buf[:chunk_size]
+            await spool.submit(absorb, piece)
+    await spool.submit(absorb, bytes(buf))
 
 
 async def _take(chunks: AsyncIterator[tuple[int, bytes]], index: int,

@@ -7,6 +7,8 @@ is ever visible as stored data; orphans are removed at start.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -14,27 +16,56 @@ from pathlib import Path
 
 from broker.ports import BlobSink
 
+# Start writing a blob back to disk every so many bytes, so the fsync at close waits
+# for the last stretch only, not the whole file (the kernel's own writeback starts at
+# a share of RAM, gigabytes on a large machine).
+WRITEBACK_EVERY = 32 << 20
+_WRITEBACK = concurrent.futures.ThreadPoolExecutor(max_workers=2,
+                                                   thread_name_prefix="blob-writeback")
+
 
 class BlobWriter:
-    """An open temporary blob. `discard()` on any failure; the store renames on commit."""
+    """An open temporary blob. `discard()` on any failure; the store renames on commit.
+
+    Writes return at page-cache speed; every `WRITEBACK_EVERY` bytes an `fdatasync` runs
+    on a background thread (one at a time per blob) while the writer goes on.
+    `close()` waits for it and fsyncs the rest: the blob is durable when it returns.
+    """
 
     def __init__(self, path: Path) -> None:
         self.tmp_path = path
         self._fh = open(path, "wb")  # noqa: SIM115 - closed in close()/discard()
         self.size = 0
+        self._unsynced = 0
+        self._sync: concurrent.futures.Future[None] | None = None
 
     def write(self, data: bytes) -> None:
         self._fh.write(data)
         self.size += len(data)
+        self._unsynced += len(data)
+        if self._unsynced >= WRITEBACK_EVERY and (self._sync is None or self._sync.done()):
+            self._settle_sync()
+            self._fh.flush()
+            self._unsynced = 0
+            self._sync = _WRITEBACK.submit(os.fdatasync, self._fh.fileno())
+
+    def _settle_sync(self) -> None:
+        """Wait for a running background sync; raises its error (e.g. EIO, ENOSPC)."""
+        sync, self._sync = self._sync, None
+        if sync is not None:
+            sync.result()
 
     def close(self) -> None:
         if not self._fh.closed:
             self._fh.flush()
+            self._settle_sync()
             os.fsync(self._fh.fileno())
             self._fh.close()
 
     def discard(self) -> None:
         if not self._fh.closed:
+            with contextlib.suppress(OSError):
+                self._settle_sync()  # never close the descriptor under a running sync
             self._fh.close()
         self.tmp_path.unlink(missing_ok=True)
 
