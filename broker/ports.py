@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -47,7 +47,7 @@ class Blobs(Protocol):
     def new_writer(self) -> BlobSink: ...
     def place(self, writer: BlobSink, direction: str, envelope_id: bytes, index: int) -> str: ...
     def remove(self, relative: str) -> None: ...
-    def read_chunks(self, relative: str, sizes: Iterator[int]) -> Iterator[bytes]: ...
+    def read_chunks(self, relative: str, sizes: Iterator[int]) -> Generator[bytes]: ...
 
 
 def discard_blobs(blobs: Blobs, writers: Sequence[BlobSink], placed: Sequence[str]) -> None:

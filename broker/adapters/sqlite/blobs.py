@@ -11,7 +11,7 @@ import concurrent.futures
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 from broker.ports import BlobSink
@@ -97,7 +97,7 @@ class BlobStore:
     def remove(self, relative: str) -> None:
         (self.root / relative).unlink(missing_ok=True)
 
-    def read_chunks(self, relative: str, sizes: Iterator[int]) -> Iterator[bytes]:
+    def read_chunks(self, relative: str, sizes: Iterator[int]) -> Generator[bytes]:
         """Yield consecutive pieces of the given sizes from a stored blob."""
         with open(self.root / relative, "rb") as fh:
             for n in sizes:
