@@ -15,11 +15,12 @@ from pathlib import Path
 from bench import audit, crypto, decisions, large, report, scale, small
 from bench.cluster import write_profile_reports
 from bench.options import Options, parse_size
-from bench.procs import Interference
+from bench.procs import Interference, speed_probe
 from bench.report import Results, echo
 
 SCENARIOS = ("small", "large", "crypto", "audit", "decisions", "scale")
 FOREIGN_WARN = 0.05
+SPEED_WARN = 0.10
 
 
 RUNNERS: dict[str, Callable[[Options, Results], None]] = {
@@ -71,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             opts.profile_dir.mkdir(parents=True, exist_ok=True)
         echo(f"== {name}{' (smoke)' if args.smoke else ''}")
         started = time.monotonic()
+        speed_before = speed_probe()
         monitor = Interference().__enter__()
         try:
             RUNNERS[name](opts, results)
@@ -80,7 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed.append(name)
         results.details.setdefault("durations_s", {})[name] = round(time.monotonic() - started, 1)
         noise = monitor.report()
+        speed_after = speed_probe()
+        drift = speed_after / speed_before - 1
+        noise |= {"speed_before": round(speed_before), "speed_after": round(speed_after),
+                  "speed_drift": round(drift, 3)}
         results.details.setdefault("interference", {})[name] = noise
+        if abs(drift) > SPEED_WARN:
+            warning = (f"{name}: single-core speed changed by {drift:+.0%} between its start "
+                       "and end (speed probe): figures and baselines measured at different "
+                       "times within it may not be comparable")
+            results.warnings.append(warning)
+            echo("WARNING " + warning)
         if noise["foreign_share_of_machine"] > FOREIGN_WARN:
             warning = (f"{name}: other processes used {noise['foreign_cpu_s']} CPU-s "
                        f"({noise['foreign_share_of_machine']:.0%} of the machine) during this "

@@ -7,6 +7,7 @@ SIGTERM, a grace period, then SIGKILL. Nothing is matched by name.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import subprocess
@@ -197,6 +198,26 @@ def _own_cpu_s() -> float:
             t = child.cpu_times()
             total += t.user + t.system
     return float(total)
+
+
+def speed_probe(seconds: float = 0.3) -> float:
+    """Single-core speed now: rounds/s of a fixed mix of interpreter work and SHA-256.
+
+    Taken before and after each scenario. A shared VM changes speed by the minute
+    (host contention shows in no counter here, not even steal time), and a scenario
+    measures its system and its baseline one after the other: if the speed moved in
+    between, their ratio mixes two machines.
+    """
+    block = bytes(range(256)) * 16
+    rounds = 0
+    end = time.perf_counter() + seconds
+    t0 = time.perf_counter()
+    while time.perf_counter() < end:
+        for _ in range(50):
+            hashlib.sha256(block).digest()
+            sum(range(200))
+        rounds += 1
+    return rounds / (time.perf_counter() - t0)
 
 
 @dataclass
