@@ -5,6 +5,7 @@ nobody hears of success before the COMMIT that made it durable returned."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ import pytest
 
 from broker.adapters.sqlite import NodeStore
 from broker.audit import AuditEvent, EventType
+from broker.crypto import SigningKey
 from broker.model import MessageId
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -136,3 +138,31 @@ async def test_reads_queued_behind_a_batch_see_it_committed(store: NodeStore,
         assert other.execute("SELECT value FROM meta WHERE key = 'k'").fetchone() == ("v",)
     finally:
         other.close()
+
+
+async def test_other_threads_see_only_committed_journal_state(tmp_path: Path) -> None:
+    store = NodeStore(tmp_path / "signed.db", node_id="DE-BFJ", clock=lambda: NOW,
+                      signer=SigningKey.generate())
+    await store.open()
+    try:
+        await _committed_state_only(store)
+    finally:
+        await store.close()
+
+
+async def _committed_state_only(store: NodeStore) -> None:
+    await store.audit(_event())
+    await store.checkpoint()
+    committed = (store.audit_sequence, store.latest_checkpoint())
+    busy = await _busy(store, 0.1)
+    write = asyncio.create_task(store._run(functools.partial(
+        store._tx, lambda db: None, [_event()], checkpoint=True)))
+    held = asyncio.create_task(store._run(time.sleep, 0.4))  # keeps the batch open
+    await busy
+    await asyncio.sleep(0.15)
+    assert not write.done()
+    assert store.journal.sequence > committed[0]          # the batch has appended ...
+    assert (store.audit_sequence, store.latest_checkpoint()) == committed  # ... unseen
+    await asyncio.gather(write, held)
+    assert store.audit_sequence == store.journal.sequence > committed[0]
+    assert store.latest_checkpoint() != committed[1]

@@ -277,6 +277,10 @@ class NodeStore:
         self._clock = clock
         self._db: sqlite3.Connection | None = None
         self._batch_mark: Any = None
+        # The journal's position as of the last COMMIT, for readers on other threads: the
+        # journal itself runs ahead inside an open batch, which may still roll back.
+        self._durable_sequence = 0
+        self._durable_checkpoint = b""
         self._worker = _StoreThread(open_batch=self._in_batch, commit=self._commit_batch)
         self.journal = Journal(node_id, signer, checkpoint_every=checkpoint_every)
 
@@ -297,6 +301,8 @@ class NodeStore:
             ((int(r[0]), bytes(r[1]), bytes(r[2])) for r in
              db.execute("SELECT seq, record_hash, leaf_hash FROM audit ORDER BY seq")),
             bytes.fromhex(last[0]) if last else b"")
+        self._durable_sequence = self.journal.sequence
+        self._durable_checkpoint = self.journal.last_checkpoint
         self._db = db
 
     async def close(self) -> None:
@@ -333,6 +339,8 @@ class NodeStore:
                 db.execute("ROLLBACK")
             self.journal.reset(self._batch_mark)
             raise
+        self._durable_sequence = self.journal.sequence
+        self._durable_checkpoint = self.journal.last_checkpoint
 
     def _tx(self, fn: Callable[[sqlite3.Connection], T], events: Sequence[AuditEvent],
             late: Sequence[AuditEvent] = (), *, checkpoint: bool = False) -> T:
@@ -378,14 +386,16 @@ class NodeStore:
         """Sign a tree head now if records were added since the last one; returns the
         latest signed tree head (empty if the journal has no signer)."""
         await self._run(functools.partial(self._tx, lambda db: None, [], checkpoint=True))
-        return self.journal.last_checkpoint
+        return self._durable_checkpoint
 
     def latest_checkpoint(self) -> bytes:
-        return self.journal.last_checkpoint
+        """The newest committed signed tree head (never one of a batch still open)."""
+        return self._durable_checkpoint
 
     @property
     def audit_sequence(self) -> int:
-        return self.journal.sequence
+        """The sequence of the last committed audit record."""
+        return self._durable_sequence
 
     async def audit_entries(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]:
         """(sequence, record bytes) after `after_seq`, in order."""
