@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import gc
 import json
 import signal
@@ -235,6 +237,20 @@ class AgencyNode:
         await self.stop()
 
 
+def _settle_after_start() -> None:
+    """What start-up loaded (templates, policies, schemas, generated code: ~78k objects)
+    lives as long as the process: keep it out of the cyclic collector, whose full
+    collections otherwise stop the event loop for ~50 ms each (bench `small`). Then hand
+    the heap that parsing them left free back to the system (glibc keeps it otherwise):
+    ~20 MiB of RSS per node (bench `large`: idle 122 -> 102 MiB)."""
+    gc.collect()
+    gc.freeze()
+    libc_name = ctypes.util.find_library("c")
+    if libc_name:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(libc_name).malloc_trim(0)   # glibc only; others have no such call
+
+
 async def run_until_signalled(config: NodeConfig) -> None:
     node = AgencyNode(config)
     stop = asyncio.Event()
@@ -242,11 +258,7 @@ async def run_until_signalled(config: NodeConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await node.start()
-    # What start-up loaded (templates, policies, schemas, generated code: ~78k objects)
-    # lives as long as the process: keep it out of the cyclic collector, whose full
-    # collections otherwise stop the event loop for ~50 ms (bench `small`) each time.
-    gc.collect()
-    gc.freeze()
+    _settle_after_start()
     try:
         await stop.wait()
     finally:
