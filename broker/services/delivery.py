@@ -12,8 +12,9 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import functools
 import random
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
 
 from broker.audit import AuditEvent, EventType
 from broker.crypto import TAG_SIZE, chunk_count
@@ -184,7 +185,7 @@ class Delivery:
                     reason=error.code, attempt=attempt, delay_ms=delay,
                     peer_fault=isinstance(error, PeerError))
 
-    async def _chunks(self, item: OutboxItem) -> AsyncIterator[WireChunk]:
+    async def _chunks(self, item: OutboxItem) -> AsyncGenerator[WireChunk]:
         """The stored wire ciphertext of every attachment, chunk by chunk, in order.
 
         Read one chunk ahead on a worker thread: the disk read overlaps the send of the
@@ -201,15 +202,21 @@ class Delivery:
                     yield a.index, counter, piece
                     counter += 1
             finally:
-                with contextlib.suppress(Exception):
-                    await ahead  # the read in flight ends before the file is closed
-                pieces.close()
+                # The file closes once no read is in flight (the generator cannot be
+                # closed under a running read); never wait for it here.
+                ahead.add_done_callback(functools.partial(_close_after_read, pieces))
 
     def _event(self, event_type: EventType, item: OutboxItem, reason: str = "") -> AuditEvent:
         return AuditEvent(event_type, actor=self.ctx.actor, envelope_id=item.envelope_id,
                           peer=item.recipient, message_type=item.message_type,
                           template_id=item.template_id, template_version=item.template_version,
                           header_sha256=item.header_sha256, reason=reason)
+
+
+def _close_after_read(pieces: Generator[bytes], read: asyncio.Future[bytes | None]) -> None:
+    if not read.cancelled():
+        read.exception()  # retrieved: a failed read-ahead that nobody awaits is not an error
+    pieces.close()
 
 
 def _chunk_sizes(size: int, chunk_size: int, count: int) -> Iterator[int]:
