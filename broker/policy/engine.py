@@ -43,6 +43,9 @@ from broker.policy.slicing import SliceKey
 from broker.policy.vocabulary import Vocabulary
 
 MAX_SLICES = 4096
+# Cedar results remembered per policy slice, by the exact evaluation input (facts epoch
+# and request JSON); 0 turns the memory off (the bench's uncached figure does).
+RESULT_CACHE = 1024
 _CODE = re.compile(r"^[A-Z]{2}$")
 _ERRORED = re.compile(r"policy `(policy\d+)`")
 _FAIL_CITATION = Citation(FAIL_CLOSED_ID, "DESIGN.md Policy: policies fail closed",
@@ -54,14 +57,36 @@ class _Refused(ValueError):
 
 
 class _Handle:
-    """A Cedar policy set for one action, with its rules in Cedar's positional order."""
+    """A Cedar policy set for one action, with its rules in Cedar's positional order.
 
-    __slots__ = ("by_annotation", "cedar", "rules")
+    Cedar evaluation is a pure function of the policies, the entities and the request,
+    and this handle's policies never change, so a result is remembered by the facts'
+    epoch (which fixes the entities) and the request's canonical JSON: requests of the
+    same shape between the same States (most of a node's traffic) skip Cedar. Results
+    with errors are never remembered; the memory is bounded (oldest out first).
+    """
+
+    __slots__ = ("by_annotation", "cedar", "results", "rules")
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = tuple(rules)
         self.cedar = cedarpy.PolicySet.from_str("\n".join(r.text for r in self.rules))
         self.by_annotation = {r.policy_id: r for r in self.rules}
+        self.results: dict[tuple[int, str], cedarpy.AuthzResult] = {}
+
+    def evaluate(self, request: Mapping[str, Any], entities: cedarpy.Entities,
+                 epoch: int) -> cedarpy.AuthzResult:
+        if RESULT_CACHE <= 0:
+            return cedarpy.is_authorized(dict(request), self.cedar, entities)
+        key = (epoch, json.dumps(request, sort_keys=True, separators=(",", ":")))
+        found = self.results.get(key)
+        if found is None:
+            found = cedarpy.is_authorized(dict(request), self.cedar, entities)
+            if not found.diagnostics.errors:
+                if len(self.results) >= RESULT_CACHE:
+                    del self.results[next(iter(self.results))]
+                self.results[key] = found
+        return found
 
     def errored(self, errors: Iterable[str]) -> list[str]:
         found = []
@@ -161,7 +186,8 @@ class PolicySet:
                    "action": f'Action::"{req.action}"',
                    "resource": f'Jurisdiction::"{recipient.code}"', "context": context}
         gate, permits = self._slice(SliceKey.of(req.action, instrument.family, context))
-        result = cedarpy.is_authorized(request, gate.cedar, entities)
+        epoch = self.facts.epoch(day)
+        result = gate.evaluate(request, entities, epoch)
         if result.diagnostics.errors:
             return self._fail(at, "policy evaluation error in "
                               + ", ".join(gate.errored(result.diagnostics.errors)))
@@ -176,7 +202,7 @@ class PolicySet:
                        else "needs" if any(r.effect == "needs" for r in blocking) else "review")
             determining = blocking
             if outcome == "review":
-                again = cedarpy.is_authorized(request, permits.cedar, entities)
+                again = permits.evaluate(request, entities, epoch)
                 if again.diagnostics.errors:
                     return self._fail(at, "policy evaluation error in "
                                       + ", ".join(permits.errored(again.diagnostics.errors)))

@@ -160,6 +160,7 @@ def test_cedar_exception_denies(ps: PolicySet, monkeypatch: pytest.MonkeyPatch) 
     def boom(*_: Any, **__: Any) -> Any:
         raise RuntimeError("engine crashed")
 
+    monkeypatch.setattr(engine_module, "RESULT_CACHE", 0)  # evaluate, not remember
     monkeypatch.setattr(engine_module.cedarpy, "is_authorized", boom)
     d = ps.decide(_request(), NOW)
     assert d.outcome == "deny" and d.error and "engine crashed" in d.error
@@ -177,9 +178,61 @@ def test_cedar_evaluation_error_denies_even_when_cedar_allows(
                               "errors": ["error while evaluating policy `policy0`: oops"]}
         return cedarpy.AuthzResult(raw)
 
+    monkeypatch.setattr(engine_module, "RESULT_CACHE", 0)  # evaluate, not remember
     monkeypatch.setattr(engine_module.cedarpy, "is_authorized", with_error)
     d = ps.decide(_request(), NOW)
     assert d.outcome == "deny" and d.error and "evaluation error" in d.error
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch, *, errors: bool = False) -> list[int]:
+    """Count Cedar evaluations (optionally reporting an evaluation error each time)."""
+    real = cedarpy.is_authorized
+    calls: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> cedarpy.AuthzResult:
+        calls.append(1)
+        result = real(*args, **kwargs)
+        if not errors:
+            return result
+        raw = dict(result._authz_resp)
+        raw["diagnostics"] = {**raw.get("diagnostics", {}),
+                              "errors": ["error while evaluating policy `policy0`: oops"]}
+        return cedarpy.AuthzResult(raw)
+
+    monkeypatch.setattr(engine_module.cedarpy, "is_authorized", counted)
+    return calls
+
+
+def test_a_repeated_request_is_decided_from_the_remembered_result(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = load_policy_set(POLICY)
+    calls = _counting(monkeypatch)
+    first, second = fresh.decide(_request(), NOW), fresh.decide(_request(), NOW)
+    assert len(calls) == 1
+    assert first.to_dict() | {"at": None} == second.to_dict() | {"at": None}
+
+
+def test_a_remembered_result_never_answers_another_request(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = load_policy_set(POLICY)
+    calls = _counting(monkeypatch)
+    assert fresh.decide(_request(), NOW).outcome == "allow"
+    assert fresh.decide(_request(recipient_roles=frozenset({"auditor"})), NOW).outcome == "deny"
+    gb = _request(recipient_node="GB-UKCA", recipient_jurisdiction="GB",
+                  declared={"justification": "x"})
+    assert fresh.decide(gb, datetime(2021, 6, 28, tzinfo=UTC)).outcome == "allow"
+    assert fresh.decide(gb, datetime(2021, 1, 15, tzinfo=UTC)).outcome == "needs"
+    assert fresh.decide(_request(), NOW).outcome == "allow"
+    assert len(calls) == 4   # the last one only was remembered
+
+
+def test_a_result_with_errors_is_not_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = load_policy_set(POLICY)
+    calls = _counting(monkeypatch, errors=True)
+    for _ in range(2):
+        d = fresh.decide(_request(), NOW)
+        assert d.outcome == "deny" and d.error and "evaluation error" in d.error
+    assert len(calls) == 2
 
 
 def test_no_basis_denies(ps: PolicySet) -> None:

@@ -90,6 +90,7 @@ def test_any_engine_error_denies(req: PolicyRequest, error: type[Exception],
         return real(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(engine_module, "RESULT_CACHE", 0)  # evaluate, not remember
         mp.setattr(engine_module.cedarpy, "is_authorized", flaky)
         d = PS.decide(req, datetime(2026, 11, 23, tzinfo=UTC) + timedelta(hours=1))
     if calls["n"] > fail_on_call:
