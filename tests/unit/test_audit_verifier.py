@@ -272,8 +272,10 @@ def _records(items: Iterator[tuple[str, bytes, str | None]]) -> list[str]:
 
 def test_stores_are_interleaved_in_proportion_to_their_lengths(tmp_path: Path) -> None:
     a, b = _store(tmp_path / "a.db", 2), _store(tmp_path / "b.db", 4)
-    assert _records(read_stores([a, b])) == ["a-1", "b-1", "b-2", "a-2", "b-3", "b-4"]
-    assert _records(read_stores([b, a])) == ["b-1", "a-1", "b-2", "b-3", "a-2", "b-4"]
+    # blocks of up to 2 from the longest store, in proportion from the others
+    assert _records(read_stores([a, b], block=2)) == ["a-1", "b-1", "b-2", "a-2", "b-3", "b-4"]
+    assert _records(read_stores([b, a], block=2)) == ["b-1", "b-2", "a-1", "b-3", "b-4", "a-2"]
+    assert _records(read_stores([a, b])) == ["a-1", "a-2", "b-1", "b-2", "b-3", "b-4"]
     positions = [p for p, _, key in read_stores([a]) if key is None]
     assert positions == [f"store:{a}#1", f"store:{a}#2"]
     assert list(read_stores([a])) == list(read_store(a))
@@ -285,7 +287,7 @@ def test_interleaving_keeps_each_stores_order_with_gaps(tmp_path: Path) -> None:
         db.execute("DELETE FROM audit WHERE seq = 3")
     db.close()
     b = _store(tmp_path / "b.db", 3)
-    items = list(read_stores([a, b]))
+    items = list(read_stores([a, b], block=1))
     assert [p.rsplit("#", 1)[1] for p, _, _ in items if p.startswith(f"store:{a}")] == [
         "1", "2", "4", "5"]
     assert _records(iter(items)) == ["a-1", "b-1", "a-2", "b-2", "a-4", "b-3", "a-5"]
