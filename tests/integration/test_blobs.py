@@ -24,12 +24,20 @@ def _fill(writer: BlobWriter, pieces: int, size: int) -> str:
     return digest.hexdigest()
 
 
-def test_a_large_blob_is_written_back_while_it_grows(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BlobStore:
     monkeypatch.setattr(blobs, "WRITEBACK_EVERY", 1 << 20)
-    store = BlobStore(tmp_path)
+    return BlobStore(tmp_path)
+
+
+def _writer(store: BlobStore) -> BlobWriter:
     writer = store.new_writer()
     assert isinstance(writer, BlobWriter)
+    return writer
+
+
+def test_a_large_blob_is_written_back_while_it_grows(store: BlobStore, tmp_path: Path) -> None:
+    writer = _writer(store)
     expected = _fill(writer, 40, 256 << 10)
     assert writer._sync is not None  # a background fdatasync was started
     writer.close()
@@ -39,12 +47,8 @@ def test_a_large_blob_is_written_back_while_it_grows(tmp_path: Path,
     assert hashlib.sha256(data).hexdigest() == expected
 
 
-def test_discard_during_writeback_leaves_nothing(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(blobs, "WRITEBACK_EVERY", 1 << 20)
-    store = BlobStore(tmp_path)
-    writer = store.new_writer()
-    assert isinstance(writer, BlobWriter)
+def test_discard_during_writeback_leaves_nothing(store: BlobStore, tmp_path: Path) -> None:
+    writer = _writer(store)
     _fill(writer, 12, 256 << 10)
     writer.discard()
     assert not writer.tmp_path.exists()
