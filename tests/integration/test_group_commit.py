@@ -102,6 +102,21 @@ async def test_a_failing_call_rolls_back_alone(store: NodeStore, tmp_path: Path)
         await again.close()
 
 
+async def test_a_failing_first_call_leaves_the_rest_of_the_batch(store: NodeStore) -> None:
+    def fails(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO meta (key, value) VALUES ('half-done', 'x')")
+        raise ValueError("refused half-way")
+
+    busy = await _busy(store, 0.2)
+    outcome = await asyncio.gather(
+        busy, store._run(store._tx, fails, [_event()]), store.audit(_event()),
+        store.audit(_event()), return_exceptions=True)
+    assert isinstance(outcome[1], ValueError)
+    assert outcome[2] is None and outcome[3] is None
+    assert await store.get_meta("half-done") is None
+    assert await _sequences(store) == [1, 2]
+
+
 async def test_a_failed_commit_fails_every_call_of_the_batch(store: NodeStore) -> None:
     def tables(db: sqlite3.Connection) -> None:
         db.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")

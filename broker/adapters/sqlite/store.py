@@ -183,9 +183,10 @@ class _StoreThread:
     Calls are queued (a plain queue and `call_soon_threadsafe`, rather than an
     executor: one hand-off each way). Write transactions that find others already
     waiting share one COMMIT (one fsync): the store keeps the transaction open while
-    the queue is not empty (at most `max_batch` calls), each call in its own savepoint,
-    and no caller learns its result before that COMMIT returned. A failed call rolls
-    back its own savepoint only; a failed COMMIT fails every call of the batch. A call
+    the queue is not empty (at most `max_batch` calls), each call after the first in
+    its own savepoint, and no caller learns its result before that COMMIT returned. A
+    failed call rolls back its own changes only; a failed COMMIT fails every call of
+    the batch. A call
     whose awaiting task was cancelled still runs to its end; its result is dropped.
     """
 
@@ -347,15 +348,18 @@ class NodeStore:
         """Run `fn` and append `events` (and a checkpoint when due) atomically.
 
         `late` is read after `fn` ran: events that `fn` decides on (e.g. optional steps).
-        The changes join the store thread's open batch in a savepoint of their own (see
-        `_StoreThread`): they commit with it, or roll back alone if `fn` raises.
+        The changes open the store thread's batch, or join the open one in a savepoint of
+        their own (see `_StoreThread`): they commit with it, or roll back alone if `fn`
+        raises.
         """
         db = self.db
-        if not db.in_transaction:
+        first = not db.in_transaction
+        if first:  # the batch's own transaction is this call's scope: no savepoint
             db.execute("BEGIN IMMEDIATE")
-            self._batch_mark = self.journal.mark()
-        mark = self.journal.mark()
-        db.execute("SAVEPOINT op")
+            self._batch_mark = mark = self.journal.mark()
+        else:
+            mark = self.journal.mark()
+            db.execute("SAVEPOINT op")
         try:
             result = fn(db)
             entries = [self.journal.append(event, self._clock())
@@ -368,10 +372,12 @@ class NodeStore:
             db.executemany(
                 "INSERT INTO audit (seq, record, record_hash, leaf_hash) VALUES (?, ?, ?, ?)",
                 [(e.sequence, e.record, e.record_hash, e.leaf_hash) for e in entries])
-            db.execute("RELEASE op")
+            if not first:
+                db.execute("RELEASE op")
         except BaseException:
-            db.execute("ROLLBACK TO op")
-            db.execute("RELEASE op")
+            db.execute("ROLLBACK" if first else "ROLLBACK TO op")
+            if not first:
+                db.execute("RELEASE op")
             self.journal.reset(mark)
             raise
         return result
