@@ -199,8 +199,7 @@ class Incoming:
             writer = self.ctx.blobs.new_writer()
             writers.append(writer)
             digest = hashlib.sha256()
-            spool = Spool()
-            try:
+            with Spool() as spool:
                 for _ in range(chunk_count(entry.size, entry.chunk_size)):
                     try:
                         index, counter, ciphertext = await anext(chunks)
@@ -212,8 +211,6 @@ class Incoming:
                     await spool.submit(_absorb, opener, digest, writer, counter, ciphertext)
                 await spool.submit(_finish, opener, writer)
                 await spool.drain()
-            finally:
-                spool.close()
             if digest.digest() != entry.sha256:
                 raise StreamError("attachment does not match its signed digest",
                                   code="ATTACHMENT_DIGEST")

@@ -330,22 +330,18 @@ class Outgoing:
             writer = self.ctx.blobs.new_writer()
             writers.append(writer)
             digest = hashlib.sha256()
-            spool = Spool()
-            try:
+            with Spool() as spool:
                 await _spool_plaintext(spool, _take(chunks, index, spec.size), spec.size,
                                        chunk_size, functools.partial(_absorb, sealer, digest,
                                                                      writer))
                 await spool.submit(writer.close)
                 await spool.drain()
-            finally:
-                spool.close()
             out.append(OutgoingAttachment(
                 entry=AttachmentEntry(index=index, size=spec.size, sha256=digest.digest(),
                                       chunk_size=chunk_size,
                                       media_type=spec.media_type or "application/octet-stream"),
                 key=key, filename=spec.filename))
         return out
-
 
 
 def _draft_bytes(req: SendRequest, template: Template) -> bytes:

@@ -6,7 +6,7 @@ STREAM counters depend on it), at most `depth` steps ahead of the caller, so mem
 stays bounded by `depth` chunks whatever the attachment's size.
 
 After a step fails no later step runs; the failure is raised to the caller at its
-next `submit` or at `drain`. `close()` (always, in a `finally`) waits for the step
+next `submit` or at `drain`. Leaving the `with` block (or `close()`) waits for the step
 that is running, drops the queued ones and stops the thread, so nothing touches a
 blob after the caller discarded it.
 """
@@ -45,6 +45,12 @@ class Spool:
         """Wait until every queued step has run; raises the first step's failure."""
         while self._pending:
             await self._settle_oldest()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         self._failed = True  # queued steps that still start return at once

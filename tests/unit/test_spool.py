@@ -17,13 +17,10 @@ pytestmark = pytest.mark.timeout(30)
 async def test_steps_run_in_order_off_the_event_loop() -> None:
     seen: list[tuple[int, str]] = []
     loop_thread = threading.current_thread().name
-    spool = Spool(depth=2)
-    try:
+    with Spool(depth=2) as spool:
         for i in range(50):
             await spool.submit(lambda i=i: seen.append((i, threading.current_thread().name)))
         await spool.drain()
-    finally:
-        spool.close()
     assert [i for i, _ in seen] == list(range(50))
     assert {name for _, name in seen} != {loop_thread}
     assert len({name for _, name in seen}) == 1
@@ -31,8 +28,7 @@ async def test_steps_run_in_order_off_the_event_loop() -> None:
 
 async def test_the_caller_waits_when_depth_steps_are_pending() -> None:
     gate = threading.Event()
-    spool = Spool(depth=2)
-    try:
+    with Spool(depth=2) as spool:
         await spool.submit(gate.wait)
         await spool.submit(lambda: None)
         third = asyncio.create_task(spool.submit(lambda: None))
@@ -41,8 +37,6 @@ async def test_the_caller_waits_when_depth_steps_are_pending() -> None:
         gate.set()
         await asyncio.wait_for(third, 5)
         await spool.drain()
-    finally:
-        spool.close()
 
 
 async def test_a_failed_step_stops_later_steps_and_reaches_the_caller() -> None:
@@ -51,15 +45,12 @@ async def test_a_failed_step_stops_later_steps_and_reaches_the_caller() -> None:
     def fail() -> None:
         raise ValueError("chunk failed authentication")
 
-    spool = Spool(depth=8)
-    try:
+    with Spool(depth=8) as spool:
         await spool.submit(ran.append, 1)
         await spool.submit(fail)
         await spool.submit(ran.append, 3)
         with pytest.raises(ValueError, match="authentication"):
             await spool.drain()
-    finally:
-        spool.close()
     assert ran == [1]
 
 

@@ -186,8 +186,8 @@ class _StoreThread:
     the queue is not empty (at most `max_batch` calls), each call after the first in
     its own savepoint, and no caller learns its result before that COMMIT returned. A
     failed call rolls back its own changes only; a failed COMMIT fails every call of
-    the batch. A call
-    whose awaiting task was cancelled still runs to its end; its result is dropped.
+    the batch. A call whose awaiting task was cancelled still runs to its end; its
+    result is dropped.
     """
 
     def __init__(self, *, open_batch: Callable[[], bool], commit: Callable[[], None],
